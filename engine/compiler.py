@@ -1,0 +1,411 @@
+"""Compile rules to durable_rules rulesets.
+
+Each rule's `when` tree is rewritten, under Kleene's three-valued logic, into two formulas in
+disjunctive normal form over atoms (tests on the scenario fact):
+
+- T: the condition is true;
+- U: the condition is unknown (neither true nor false) because a scenario value it needs is missing.
+
+Every disjunct becomes one durable_rules rule over the single scenario fact, so durable_rules' Rete
+network does all the matching. A fired T disjunct means the rule applies; a fired U disjunct means it
+is undetermined. The atoms of the fired disjuncts are the reasons: for T, every true test that
+supports the condition; for U, also the missing values it needs. (For a true formula, the union of
+the atoms of its true disjuncts equals its support computed recursively, which is what the reference
+evaluator computes without any of this.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import durable_adapter
+from .conditions import (
+    NEGATION,
+    AllOf,
+    AnyOf,
+    NotOf,
+    When,
+    _ConceptTest,
+    _EnumTest,
+    _NumberTest,
+)
+from .errors import CompileError, PackProblem
+from .facts import Atom, Facts, concept_prop
+from .rules import Rule
+from .scenario import DOSES, INTENTS, MAX_AGE, MAX_LINE, MAX_YEARS, RESPONSES
+from .vocabulary import Vocabulary
+
+Term = frozenset[Atom]
+Dnf = list[Term]
+
+MAX_TERMS = 512  # alternatives per rule and per truth value
+MAX_UNKNOWN_CHILDREN = 8  # children of one all/any that may each be unknown
+
+ENUMS: dict[str, tuple[str, ...]] = {"intent": INTENTS, "dose": DOSES, "response": RESPONSES}
+NUMBERS: dict[str, tuple[float, float, bool]] = {  # low, high, integer
+    "age": (0, MAX_AGE, False),
+    "duration_years": (0, MAX_YEARS, False),
+    "line": (1, MAX_LINE, True),
+}
+
+
+class TooComplex(Exception):
+    pass
+
+
+class Expander:
+    """T, F and U of condition trees as DNF, with contradictory alternatives pruned."""
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.vocab = vocab
+        self._memo: dict[tuple[int, str], Dnf] = {}
+
+    def truth(self, when: When) -> Dnf:
+        if when == "always":
+            return [frozenset({Atom("bg", "bg")})]
+        return self.t(when)
+
+    def unknown(self, when: When) -> Dnf:
+        return [] if when == "always" else self.u(when)
+
+    # -- the three truth values -------------------------------------------------------------
+    def t(self, node: Any) -> Dnf:
+        return self._cached(node, "t")
+
+    def f(self, node: Any) -> Dnf:
+        return self._cached(node, "f")
+
+    def u(self, node: Any) -> Dnf:
+        return self._cached(node, "u")
+
+    def _cached(self, node: Any, which: str) -> Dnf:
+        key = (id(node), which)
+        if key not in self._memo:
+            self._memo[key] = self._compute(node, which)
+        return self._memo[key]
+
+    def _compute(self, node: Any, which: str) -> Dnf:
+        if isinstance(node, AllOf | AnyOf):
+            kids = list(node.all if isinstance(node, AllOf) else node.any)
+            conj = isinstance(node, AllOf)
+            if which == ("t" if conj else "f"):
+                return self.conj([self._cached(k, which) for k in kids])
+            if which == ("f" if conj else "t"):
+                return self.disj([self._cached(k, which) for k in kids])
+            # unknown: no child decides the value (all true for `all`, all false for `any`)
+            # and at least one child is unknown
+            other = "t" if conj else "f"
+            maybe = [k for k in kids if self.u(k)]
+            if len(maybe) > MAX_UNKNOWN_CHILDREN:
+                raise TooComplex(
+                    f"{len(maybe)} children of one all/any can be unknown "
+                    f"(at most {MAX_UNKNOWN_CHILDREN})"
+                )
+            alternatives: list[Dnf] = []
+            for size in range(1, len(maybe) + 1):
+                for subset in itertools.combinations(maybe, size):
+                    chosen = {id(k) for k in subset}
+                    parts = [self.u(k) if id(k) in chosen else self._cached(k, other) for k in kids]
+                    alternatives.append(self.conj(parts))
+            return self.disj(alternatives)
+        if isinstance(node, NotOf):
+            return self._cached(node.not_, {"t": "f", "f": "t", "u": "u"}[which])
+        if isinstance(node, _ConceptTest):
+            return self._concept(node, which)
+        if isinstance(node, _NumberTest):
+            tests = node.compare.tests()
+            if which == "t":
+                return [frozenset(Atom("cmp", node.field, op, v) for op, v in tests)]
+            if which == "f":
+                return self.disj([[frozenset({Atom("cmp", node.field, NEGATION[op], v)})]
+                                  for op, v in tests])
+            return [frozenset({Atom("missing", node.field)})]
+        if isinstance(node, _EnumTest):
+            values = node.values
+            if which == "t":
+                return [frozenset({Atom("cmp", node.field, "eq", v)}) for v in values]
+            if which == "f":
+                return self.prune([frozenset(Atom("cmp", node.field, "ne", v) for v in values)])
+            return [frozenset({Atom("missing", node.field)})]
+        raise TypeError(f"not a condition: {node!r}")
+
+    def _concept(self, node: _ConceptTest, which: str) -> Dnf:
+        if which == "u":
+            return []  # conditions and medications are closed-world
+        if not node.excluded:
+            kind = "has" if which == "t" else "lacks"
+            return [frozenset({Atom(kind, concept_prop(node.concept))})]
+        members = self.members(node.concept, node.excluded)
+        if which == "t":
+            return [frozenset({Atom("has", concept_prop(m, exact=True))}) for m in members]
+        return [frozenset(Atom("lacks", concept_prop(m, exact=True)) for m in members)]
+
+    def members(self, concept: str, excluded: Sequence[str]) -> list[str]:
+        """Concepts that are `concept` or below it, but not any excluded one or below it."""
+        out = set(self.vocab.descendants.get(concept, {concept}))
+        for ex in excluded:
+            out -= self.vocab.descendants.get(ex, {ex})
+        return sorted(out, key=lambda c: self.vocab.order.get(c, 0))
+
+    # -- DNF algebra ---------------------------------------------------------------------------
+    def conj(self, parts: Sequence[Dnf]) -> Dnf:
+        result: Dnf = [frozenset()]
+        for part in parts:
+            combined = {a | b for a in result for b in part}
+            result = self.prune(combined)
+            if len(result) > MAX_TERMS:
+                raise TooComplex(f"the condition expands to more than {MAX_TERMS} alternatives")
+        return result
+
+    def disj(self, parts: Iterable[Dnf]) -> Dnf:
+        seen: dict[Term, None] = {}
+        for part in parts:
+            for term in part:
+                seen.setdefault(term, None)
+        if len(seen) > MAX_TERMS:
+            raise TooComplex(f"the condition expands to more than {MAX_TERMS} alternatives")
+        return sorted(seen, key=_term_key)
+
+    def prune(self, terms: Iterable[Term]) -> Dnf:
+        return sorted({t for t in terms if satisfiable(t, self.vocab)}, key=_term_key)
+
+
+def _term_key(term: Term) -> list[tuple[Any, ...]]:
+    return sorted(a.sort_key() for a in term)
+
+
+def satisfiable(term: Term, vocab: Vocabulary) -> bool:
+    """False when the atoms of one alternative cannot all hold (age < 5 and age > 10, say)."""
+    present = {a.prop for a in term if a.kind == "has"}
+    absent = {a.prop for a in term if a.kind in ("lacks", "missing")}
+    if present & absent:
+        return False
+    for prop in present:
+        concept = prop[2:]
+        if concept not in vocab:
+            continue
+        # a given concept implies its closure flag, and a closure flag implies its ancestors'
+        implied = vocab.closure(concept) if prop.startswith("g:") else vocab.ancestors[concept]
+        if any(concept_prop(c) in absent for c in implied):
+            return False
+    tests: dict[str, list[Atom]] = {}
+    for a in term:
+        if a.kind == "cmp":
+            tests.setdefault(a.prop, []).append(a)
+    for prop, atoms in tests.items():
+        if prop in absent:
+            return False
+        ok = _enum_ok(prop, atoms) if prop in ENUMS else _number_ok(prop, atoms)
+        if not ok:
+            return False
+    return True
+
+
+def _enum_ok(prop: str, atoms: list[Atom]) -> bool:
+    eq = {a.value for a in atoms if a.op == "eq"}
+    ne = {a.value for a in atoms if a.op == "ne"}
+    if len(eq) > 1 or eq & ne:
+        return False
+    return bool(eq) or not set(ENUMS[prop]) <= ne
+
+
+def _number_ok(prop: str, atoms: list[Atom]) -> bool:
+    low, high, integer = NUMBERS.get(prop, (-math.inf, math.inf, False))
+    lo, lo_open, hi, hi_open = float(low), False, float(high), False
+    excluded: set[float] = set()
+    for a in atoms:
+        v = float(a.value)
+        if a.op in ("gt", "gte") and (v > lo or (v == lo and a.op == "gt")):
+            lo, lo_open = v, a.op == "gt"
+        elif a.op in ("lt", "lte") and (v < hi or (v == hi and a.op == "lt")):
+            hi, hi_open = v, a.op == "lt"
+        elif a.op == "eq":
+            if v > lo or (v == lo and not lo_open):
+                lo, lo_open = v, False
+            else:
+                return False
+            if v < hi or (v == hi and not hi_open):
+                hi, hi_open = v, False
+            else:
+                return False
+        elif a.op == "ne":
+            excluded.add(v)
+    if integer:
+        lo = math.floor(lo) + 1 if lo_open and lo == math.floor(lo) else math.ceil(lo)
+        hi = math.ceil(hi) - 1 if hi_open and hi == math.ceil(hi) else math.floor(hi)
+        return any(v not in excluded for v in range(int(lo), int(hi) + 1)) if lo <= hi else False
+    if lo > hi or (lo == hi and (lo_open or hi_open)):
+        return False
+    return not (lo == hi and lo in excluded)
+
+
+# -- the compiled program ----------------------------------------------------------------------
+
+FIELD_NAMES = {
+    "age": "age",
+    "duration_years": "dur",
+    "line": "line",
+    "intent": "int",
+    "dose": "dose",
+    "response": "resp",
+    "bg": "bg",
+}
+ALWAYS_TRUE = {"$nex": {"nil": 1}}  # no fact has a property named nil
+
+
+@dataclass(frozen=True)
+class Disjunct:
+    rule: int  # index in the pack's rule list
+    truth: Literal["t", "u"]
+    atoms: tuple[Atom, ...]
+
+
+@dataclass
+class Match:
+    """What a matcher found: for each rule that applies or is undetermined, the atoms behind it."""
+
+    applies: dict[int, set[Atom]] = field(default_factory=dict)
+    undetermined: dict[int, set[Atom]] = field(default_factory=dict)
+
+
+class Program:
+    """A pack's rules as durable_rules ruleset definitions, with the fact encoding they expect."""
+
+    def __init__(self, rules: Sequence[Rule], vocab: Vocabulary, sites: dict[str, str]) -> None:
+        self.vocab = vocab
+        self.disjuncts: list[Disjunct] = []
+        self.never: list[int] = []  # rules whose condition can never hold
+        expander = Expander(vocab)
+        problems: list[PackProblem] = []
+        per_rule: list[list[int]] = []
+        for index, rule in enumerate(rules):
+            mine: list[int] = []
+            try:
+                truth = expander.truth(rule.when)
+                unknown = expander.unknown(rule.when)
+            except TooComplex as exc:
+                problems.append(
+                    PackProblem(file=sites.get(rule.id, "?"), message=f"rule {rule.id}: {exc}; "
+                                "split it into several rules", code="compile")
+                )
+                per_rule.append(mine)
+                continue
+            if not truth:
+                self.never.append(index)
+            for which, dnf in (("t", truth), ("u", unknown)):
+                for term in dnf:
+                    mine.append(len(self.disjuncts))
+                    atoms = tuple(sorted(term, key=Atom.sort_key))
+                    self.disjuncts.append(Disjunct(index, which, atoms))  # type: ignore[arg-type]
+            per_rule.append(mine)
+        if problems:
+            raise CompileError(problems)
+
+        self.props: dict[str, str] = {}
+        for d in self.disjuncts:
+            for a in d.atoms:
+                self.props.setdefault(a.prop, self._durable_name(a.prop))
+        self.closure_props = {p[2:]: n for p, n in self.props.items() if p.startswith("c:")}
+        self.given_props = {p[2:]: n for p, n in self.props.items() if p.startswith("g:")}
+        self.value_props = {p: n for p, n in self.props.items() if p in FIELD_NAMES}
+
+        self.groups = self._partition(per_rule, rules, sites)
+        self.rulesets = [
+            {str(i): {"all": [{"m": self._expression(self.disjuncts[i].atoms)}]} for i in group}
+            for group in self.groups
+        ]
+
+    def _durable_name(self, prop: str) -> str:
+        if prop.startswith(("c:", "g:")):
+            return f"{prop[0]}{self.vocab.order[prop[2:]]}"
+        return FIELD_NAMES[prop]
+
+    def _atom_expression(self, atom: Atom) -> dict[str, Any]:
+        name = self.props[atom.prop]
+        if atom.kind in ("has", "bg"):
+            return {name: True}
+        if atom.kind in ("lacks", "missing"):
+            return {"$nex": {name: 1}}
+        if atom.op == "eq":
+            return {name: atom.value}
+        op = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte", "ne": "$neq"}[atom.op]
+        return {op: {name: atom.value}}
+
+    def _expression(self, atoms: Sequence[Atom]) -> dict[str, Any]:
+        if not atoms:
+            return ALWAYS_TRUE
+        if len(atoms) == 1:
+            return self._atom_expression(atoms[0])
+        return {"$and": [self._atom_expression(a) for a in atoms]}
+
+    def _partition(
+        self, per_rule: list[list[int]], rules: Sequence[Rule], sites: dict[str, str]
+    ) -> list[list[int]]:
+        """Split the disjuncts into as few rulesets as durable_rules' limits allow."""
+        order = sorted(
+            range(len(per_rule)),
+            key=lambda r: [a.sort_key() for d in per_rule[r] for a in self.disjuncts[d].atoms[:1]],
+        )
+
+        def shape(rule_indexes: Sequence[int]) -> list[str]:
+            exprs = [
+                self._expression(self.disjuncts[d].atoms) for r in rule_indexes for d in per_rule[r]
+            ]
+            return durable_adapter.limit_problems(exprs)
+
+        def split(rule_indexes: list[int]) -> list[list[int]]:
+            if not rule_indexes:
+                return []
+            problems = shape(rule_indexes)
+            if not problems:
+                return [rule_indexes]
+            if len(rule_indexes) == 1:
+                rule = rules[rule_indexes[0]]
+                raise CompileError(
+                    [
+                        PackProblem(
+                            file=sites.get(rule.id, "?"),
+                            message=f"rule {rule.id} cannot be compiled within durable_rules' "
+                            f"limits: {'; '.join(problems)}",
+                            code="compile",
+                        )
+                    ]
+                )
+            middle = len(rule_indexes) // 2
+            return split(rule_indexes[:middle]) + split(rule_indexes[middle:])
+
+        groups = split(order)
+        return [sorted(d for r in group for d in per_rule[r]) for group in groups]
+
+    # -- facts in, matches out ---------------------------------------------------------------
+    def encode(self, facts: Facts, include_background: bool) -> dict[str, Any]:
+        """The scenario fact durable_rules sees: only the properties some rule tests."""
+        fact: dict[str, Any] = {}
+        closure_props, given_props = self.closure_props, self.given_props
+        for c in facts.closure:
+            name = closure_props.get(c)
+            if name is not None:
+                fact[name] = True
+        for c in facts.given:
+            name = given_props.get(c)
+            if name is not None:
+                fact[name] = True
+        for key, value in facts.values.items():
+            name = self.value_props.get(key)
+            if name is not None:
+                fact[name] = value
+        if include_background and "bg" in self.value_props:
+            fact["bg"] = True
+        return fact
+
+    def decode(self, fired: Iterable[int]) -> Match:
+        match = Match()
+        for i in fired:
+            d = self.disjuncts[i]
+            target = match.applies if d.truth == "t" else match.undetermined
+            target.setdefault(d.rule, set()).update(d.atoms)
+        return match

@@ -1,0 +1,185 @@
+"""The one module that talks to durable_rules, and keeps its defects to itself.
+
+durable-rules 2.0.28 (the last release) has defects that bite a per-scenario evaluator; each is
+handled here and pinned by a test in tests/test_durable_adapter.py:
+
+1. `delete_state` can segfault when no action ran in the session: every ruleset gets a sentinel rule
+   that matches every scenario fact, so at least one action always runs.
+2. `$not` patterns depend on assertion order: the compiler never emits them. A scenario is one fact
+   and absence is tested with `$nex` on it, which has no order.
+3. `Host.assert_facts` raises when a fact matches nothing and leaves the pending actions to a
+   background thread: the C functions are called directly, and actions are drained synchronously.
+4. Hard limits (64 pending alpha nodes on the match stack, 512 children per node, 128 `$nex`
+   children, 256 rules ending on one node, 255 properties per fact, 1024 live sessions): the compiler
+   checks each ruleset's network against `limit_problems` and splits a pack that would exceed them;
+   a fact with too many properties is refused; one session is live per ruleset at a time.
+5. Identity: a fact asserted twice in one session is dropped: each evaluation is one fact in a
+   session that is deleted before the next evaluation.
+6. Errors inside actions are swallowed into the state: no Python action is ever run; firing is read
+   off the action queue by rule name.
+7. Loose typing ("25" < 30, True == 1): the scenario is validated strictly before it gets here.
+8. Python 3.13 cannot import it: pyproject.toml requires Python < 3.13.
+
+The default `Host` also starts timer threads that race with callers; no Host is created. Calls are
+serialised per ruleset group with a lock: durable_rules keeps per-ruleset state in C and the GIL is
+held during each call anyway, so threads would gain nothing from interleaving.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import durable_rules_engine as _dre
+
+from .errors import EngineError
+
+SENTINEL_RULE = "end"  # the compiler names its rules with digits only
+SENTINEL_PROP = "end"
+SID = "1"
+
+# durable_rules' compiled-in limits (src/rules/*.h), with a margin.
+MAX_STACK = 60  # MAX_STACK_SIZE 64: alpha nodes pending at once while matching one fact
+MAX_CHILDREN = 480  # NEXT_BUCKET_LENGTH 512: hashed children of one alpha node (more hangs)
+MAX_NEX_CHILDREN = 120  # NEXT_LIST_LENGTH 128: $nex children of one alpha node
+MAX_RULES_PER_NODE = 240  # BETA_LIST_LENGTH 256: rules ending on one alpha node
+MAX_FACT_PROPERTIES = 250  # MAX_OBJECT_PROPERTIES 255, with sid, id and the sentinel property
+
+_names = itertools.count(1)
+
+
+class _Node:
+    __slots__ = ("children", "nex", "rules")
+
+    def __init__(self) -> None:
+        self.children: dict[tuple[str, str, str], _Node] = {}
+        self.nex: dict[str, _Node] = {}
+        self.rules = 0
+
+
+def _tests(expr: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(property, operator, value) of each test of a flat expression, as durable_rules builds it."""
+    if "$and" in expr:
+        return [t for sub in expr["$and"] for t in _tests(sub)]
+    ((key, value),) = expr.items()
+    if key.startswith("$"):
+        ((prop, operand),) = value.items()
+        return [(prop, key, json.dumps(operand))]
+    return [(key, "$eq", json.dumps(value))]
+
+
+def limit_problems(expressions: Sequence[dict[str, Any]]) -> list[str]:
+    """Why a ruleset made of these single-fact expressions would exceed durable_rules' limits.
+
+    Mirrors how durable_rules builds its alpha network: one chain of tests per rule, chains sharing
+    a node where the property, operator and value are equal.
+    """
+    root = _Node()
+    root.children[(SENTINEL_PROP, "$eq", "1")] = _Node()
+    for expr in expressions:
+        node = root
+        for prop, op, value in _tests(expr):
+            if op == "$nex":
+                node = node.nex.setdefault(prop, _Node())
+            else:
+                node = node.children.setdefault((prop, op, value), _Node())
+        node.rules += 1
+    problems: list[str] = []
+
+    def need(node: _Node) -> int:
+        """Most alpha nodes this subtree can hold on durable_rules' match stack at once."""
+        if len(node.children) > MAX_CHILDREN:
+            problems.append(f"{len(node.children)} tests branch from one node (limit {MAX_CHILDREN})")
+        if len(node.nex) > MAX_NEX_CHILDREN:
+            problems.append(f"{len(node.nex)} absence tests branch from one node "
+                            f"(limit {MAX_NEX_CHILDREN})")
+        if node.rules > MAX_RULES_PER_NODE:
+            problems.append(f"{node.rules} rules end on one node (limit {MAX_RULES_PER_NODE})")
+        # Equality tests on one property cannot hold together for different values.
+        equal_props = {prop for prop, op, _ in node.children if op == "$eq"}
+        others = sum(1 for _, op, _ in node.children if op != "$eq")
+        fan = len(equal_props) + others + len(node.nex)
+        kids = [*node.children.values(), *node.nex.values()]
+        if not kids:
+            return 0
+        return max(fan, fan - 1 + max(need(k) for k in kids))
+
+    depth = need(root)
+    if depth > MAX_STACK:
+        problems.append(f"matching could hold {depth} nodes on durable_rules' stack (limit {MAX_STACK})")
+    return problems
+
+
+class DurableRulesets:
+    """Compiled durable_rules rulesets for one pack, evaluated one fact per session."""
+
+    def __init__(self, definitions: Sequence[dict[str, Any]], label: str = "pack") -> None:
+        self._handles: list[int] = []
+        self._lock = threading.Lock()
+        try:
+            for definition in definitions:
+                ruleset = dict(definition)
+                ruleset[SENTINEL_RULE] = {"all": [{"m": {SENTINEL_PROP: 1}}]}
+                name = f"{label}-{next(_names)}"
+                self._handles.append(_dre.create_ruleset(name, json.dumps(ruleset)))
+        except _dre.error as exc:
+            self.close()
+            raise EngineError(f"durable_rules refused a compiled ruleset: {exc}") from None
+        self._finalizer = weakref.finalize(self, _delete_rulesets, list(self._handles))
+
+    def close(self) -> None:
+        handles, self._handles = self._handles, []
+        _delete_rulesets(handles)
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()
+
+    def fire(self, fact: dict[str, Any]) -> list[str]:
+        """Names of the rules the fact fires, over all rulesets (the sentinel left out)."""
+        if len(fact) > MAX_FACT_PROPERTIES:
+            raise EngineError(
+                f"the scenario needs {len(fact)} properties in one durable_rules fact (limit "
+                f"{MAX_FACT_PROPERTIES}); list fewer conditions and medications"
+            )
+        payload = json.dumps([{**fact, "sid": SID, "id": "f", SENTINEL_PROP: 1}])
+        fired: list[str] = []
+        with self._lock:
+            for handle in self._handles:
+                self._fire_one(handle, payload, fired)
+        return fired
+
+    @staticmethod
+    def _fire_one(handle: int, payload: str, fired: list[str]) -> None:
+        try:
+            code, state = _dre.assert_facts(handle, payload)
+            if code == 2:
+                raise EngineError("durable_rules dropped the scenario fact as already observed")
+            started = _dre.start_action_for_state(handle, state)
+            message = started[1] if started else None
+            while message:
+                # '{"<rule name>": {...}}': the name is all that is needed
+                name = message[2 : message.index('"', 2)]
+                if name != SENTINEL_RULE:
+                    fired.append(name)
+                message = _dre.complete_and_start_action(handle, state)
+            if not started:
+                raise EngineError("durable_rules ran no action, not even the sentinel")
+        except _dre.error as exc:
+            raise EngineError(f"durable_rules failed while matching: {exc}") from None
+        finally:
+            try:
+                _dre.delete_state(handle, SID)
+            except _dre.error:
+                pass
+
+
+def _delete_rulesets(handles: list[int]) -> None:
+    for handle in handles:
+        try:
+            _dre.delete_ruleset(handle)
+        except _dre.error:
+            pass

@@ -1,0 +1,38 @@
+"""The pipeline, end to end: scenario -> facts -> matcher -> statements -> result."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from .facts import normalise
+from .knowledge_base import KnowledgeBase, load_knowledge_base
+from .result import Result
+from .scenario import parse_scenario
+from .statements import build_result
+
+
+def evaluate(
+    scenario: Any,
+    *,
+    knowledge_base: KnowledgeBase | None = None,
+    include_background: bool = False,
+) -> Result:
+    """Evaluate one scenario (a mapping, or a `Scenario`) against a pack (the bundled one by
+    default). Raises `ScenarioError` for malformed input; nothing is evaluated in that case."""
+    kb = knowledge_base if knowledge_base is not None else load_knowledge_base()
+    return run(kb, scenario, include_background=include_background)
+
+
+def run(
+    kb: KnowledgeBase,
+    scenario: Any,
+    *,
+    include_background: bool = False,
+    matcher: Literal["durable", "reference"] = "durable",
+    source: str | None = None,
+) -> Result:
+    parsed = parse_scenario(scenario, source)
+    facts = normalise(parsed, kb.vocabulary)
+    engine = kb.matcher if matcher == "durable" else kb.reference
+    match = engine.match(facts, include_background)
+    return build_result(kb, facts, match, include_background)

@@ -1,0 +1,161 @@
+"""From a validated scenario to facts: concepts recognised, closed under is_a, and plain values.
+
+This is the normalisation step of the pipeline (scenario -> facts -> matcher -> result). It also
+defines `Atom`, the unit test on facts that both matchers report as the reason a rule applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import terminology
+from .scenario import Code, Scenario
+from .vocabulary import Vocabulary
+
+ListName = Literal["conditions", "medications"]
+KIND_OF_LIST: dict[str, str] = {"conditions": "condition", "medications": "drug"}
+LIST_OF_KIND: dict[str, ListName] = {"condition": "conditions", "drug": "medications"}
+
+
+@dataclass(frozen=True)
+class Item:
+    """A scenario condition or medication that was recognised (concept None: a valid code the
+    vocabulary does not bind, such as an unrelated ICD-10-CM code)."""
+
+    field: ListName
+    input: str
+    concept: str | None
+    label: str
+    matched_by: str
+    codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A scenario condition or medication that was not recognised."""
+
+    field: ListName
+    input: str
+    reason: str
+    suggestions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Facts:
+    scenario_id: str | None
+    items: tuple[Item, ...]
+    unknown: tuple[Unknown, ...]
+    given: frozenset[str]  # concepts the scenario names
+    closure: frozenset[str]  # those and all their ancestors
+    values: dict[str, Any]  # age, duration_years, line, intent, dose, response: only those given
+
+
+@dataclass(frozen=True)
+class Atom:
+    """One test on facts.
+
+    kind: "has" (prop present), "lacks" (prop absent), "cmp" (prop op value), "missing" (a scenario
+    value not given: what makes a rule undetermined) or "bg" (background requested).
+    prop: "c:<concept>" (the concept or a descendant is given), "g:<concept>" (exactly this concept
+    is given), or a value name (age, duration_years, line, intent, dose, response).
+    """
+
+    kind: str
+    prop: str
+    op: str = ""
+    value: Any = None
+
+    def sort_key(self) -> tuple[Any, ...]:
+        # Presence tests first: durable_rules indexes them by property name, so a rule whose first
+        # test names a concept the scenario lacks costs nothing. Absence tests last.
+        rank = 3 if self.op == "ne" else _RANK[self.kind]
+        return (rank, self.prop, self.op, str(self.value))
+
+
+_RANK = {"bg": 0, "has": 1, "cmp": 2, "lacks": 4, "missing": 5}
+
+
+def concept_prop(concept: str, exact: bool = False) -> str:
+    return ("g:" if exact else "c:") + concept
+
+
+def _resolve_text(vocab: Vocabulary, field: ListName, text: str) -> Item | Unknown:
+    want = KIND_OF_LIST[field]
+    hit = vocab.lookup_text(text)
+    if hit is not None:
+        concept = vocab.concepts[hit.concept]
+        if concept.kind == want:
+            return Item(field, text, concept.id, concept.label, hit.matched_by)
+        return Unknown(
+            field,
+            text,
+            f"{concept.label!r} is a {concept.kind}, not a {want}; list it under "
+            f"{LIST_OF_KIND[concept.kind]}",
+        )
+    suggestions = tuple(vocab.suggestions(text, kind=want))  # type: ignore[arg-type]
+    reason = f"not a {want} this pack knows"
+    if terminology.looks_like_icd(text):
+        reason += f"; to give a code write {{code: {text.strip().upper()}, system: ICD-10-CM}}"
+    return Unknown(field, text, reason, suggestions)
+
+
+def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> Item | Unknown:
+    want = KIND_OF_LIST[field]
+    shown = code.display
+    hit = vocab.lookup_code(code.system, code.code)
+    if hit is not None:
+        concept = vocab.concepts[hit.concept]
+        if concept.kind != want:
+            return Unknown(
+                field,
+                shown,
+                f"{shown} is {concept.label!r}, a {concept.kind}; list it under "
+                f"{LIST_OF_KIND[concept.kind]}",
+            )
+        return Item(field, shown, concept.id, concept.label, "code", hit.code_path)
+    if code.system == "ICD-10-CM":
+        if not terminology.looks_like_icd(code.code):
+            return Unknown(field, shown, "not shaped like an ICD-10-CM code (e.g. G25.81)")
+        description = terminology.icd_description(code.code)
+        if description is not None:
+            norm = terminology.normalise_icd(code.code)
+            return Item(field, shown, None, description, "code", (norm,))
+        near = terminology.icd_nearest_valid(code.code)
+        hint = (f"{near} ({terminology.icd_description(near)})",) if near else ()
+        return Unknown(field, shown, "not a valid ICD-10-CM code", hint)
+    return Unknown(field, shown, f"no concept of this pack carries {code.system} code {code.code}")
+
+
+def normalise(scenario: Scenario, vocab: Vocabulary) -> Facts:
+    """Recognise every condition and medication and collect the scenario's values."""
+    items: dict[tuple[str, str, str | None], Item] = {}
+    unknown: dict[tuple[str, str], Unknown] = {}
+    for field in ("conditions", "medications"):
+        for entry in getattr(scenario, field):
+            if isinstance(entry, Code):
+                got = _resolve_code(vocab, field, entry)  # type: ignore[arg-type]
+            else:
+                got = _resolve_text(vocab, field, entry)  # type: ignore[arg-type]
+            if isinstance(got, Item):
+                items.setdefault((got.field, got.input.casefold(), got.concept), got)
+            else:
+                unknown.setdefault((got.field, got.input.casefold()), got)
+    given = frozenset(i.concept for i in items.values() if i.concept is not None)
+    closure = frozenset().union(*(vocab.closure(c) for c in given)) if given else frozenset()
+    values: dict[str, Any] = {}
+    if scenario.patient is not None and scenario.patient.age is not None:
+        values["age"] = scenario.patient.age
+    if scenario.therapy is not None:
+        for name in ("intent", "duration_years", "line", "dose", "response"):
+            value = getattr(scenario.therapy, name)
+            if value is not None:
+                values[name] = value
+    return Facts(
+        scenario_id=scenario.id,
+        items=tuple(items[k] for k in sorted(items, key=lambda k: (k[0], k[1], k[2] or ""))),
+        unknown=tuple(unknown[k] for k in sorted(unknown)),
+        given=given,
+        closure=closure,
+        values=values,
+    )

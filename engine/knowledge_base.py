@@ -1,0 +1,106 @@
+"""A loaded, validated and compiled knowledge pack: the thing `evaluate` runs against."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+from .caveats import Caveat
+from .compiler import Match, Program
+from .conditions import concepts_mentioned
+from .durable_adapter import DurableRulesets
+from .errors import PackError
+from .evidence import Source
+from .facts import Facts
+from .pack import PackContents, bundled_pack_path, read_pack
+from .reference import ReferenceMatcher
+from .result import CaveatNote, EvidenceNote, KnowledgeBaseRef
+from .rules import Rule
+from .vocabulary import Vocabulary
+
+
+class Matcher(Protocol):
+    def match(self, facts: Facts, include_background: bool) -> Match: ...
+
+
+class DurableMatcher:
+    """Matching by durable_rules: encode the facts, fire, decode the fired rules."""
+
+    def __init__(self, program: Program, label: str) -> None:
+        self.program = program
+        self.rulesets = DurableRulesets(program.rulesets, label)
+
+    def match(self, facts: Facts, include_background: bool) -> Match:
+        fired = self.rulesets.fire(self.program.encode(facts, include_background))
+        return self.program.decode(int(name) for name in fired)
+
+
+class KnowledgeBase:
+    """A pack, checked and compiled once; evaluations reuse it (it is safe to share across threads)."""
+
+    def __init__(self, contents: PackContents) -> None:
+        if contents.errors or contents.manifest is None:
+            raise PackError(contents.problems, str(contents.root))
+        self.contents = contents
+        self.root: Path = contents.root
+        self.manifest = contents.manifest
+        self.id = self.manifest.id
+        self.version = self.manifest.version
+        self.digest = contents.digest()
+        self.ref = KnowledgeBaseRef(id=self.id, version=self.version, digest=self.digest)
+        self.vocabulary = Vocabulary(contents.concepts)
+        self.caveats: dict[str, Caveat] = {c.code: c for c in contents.caveats}
+        self.sources: dict[str, Source] = dict(contents.sources)
+        self.rules: list[Rule] = list(contents.rules)
+        self.rule_index = {r.id: i for i, r in enumerate(self.rules)}
+        self.categories = {c.id: c for c in self.manifest.categories}
+        rank = {c.id: i for i, c in enumerate(self.manifest.categories)}
+        self.order = {i: (rank[r.category], i) for i, r in enumerate(self.rules)}
+        self.caveat_notes = [
+            [CaveatNote(code=c, text=self.caveats[c].meaning) for c in r.caveats] for r in self.rules
+        ]
+        self.evidence_notes = [
+            EvidenceNote(source=r.evidence.source, quote=r.evidence.quote, basis=r.evidence.basis)
+            for r in self.rules
+        ]
+        spoken: set[str] = set()
+        for rule in self.rules:
+            for concept in concepts_mentioned(rule.when):
+                spoken |= self.vocabulary.descendants.get(concept, {concept})
+        self.spoken = frozenset(spoken)
+        sites = {rid: site.file for rid, site in contents.sites.items()}
+        self.program = Program(self.rules, self.vocabulary, sites)
+        self.matcher: Matcher = DurableMatcher(self.program, self.id)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> KnowledgeBase:
+        return cls(read_pack(Path(path) if path is not None else bundled_pack_path()))
+
+    @cached_property
+    def reference(self) -> ReferenceMatcher:
+        """The plain-Python oracle for the same rules (tests and benchmarks)."""
+        return ReferenceMatcher(self.rules, self.vocabulary)
+
+    def rule(self, rule_id: str) -> Rule:
+        return self.rules[self.rule_index[rule_id]]
+
+    def __repr__(self) -> str:
+        return f"<KnowledgeBase {self.id} {self.version} ({len(self.rules)} rules, {self.digest[:12]})>"
+
+
+_default: KnowledgeBase | None = None
+_default_lock = threading.Lock()
+
+
+def load_knowledge_base(path: str | Path | None = None) -> KnowledgeBase:
+    """Load and compile a pack; without a path, the bundled pack, compiled once per process."""
+    global _default
+    if path is not None:
+        return KnowledgeBase.load(path)
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = KnowledgeBase.load()
+    return _default

@@ -1,0 +1,193 @@
+"""The input contract: a described patient scenario, validated strictly.
+
+A scenario is a plain mapping (or a YAML/JSON file of the same shape). Validation is strict on
+purpose: durable_rules compares loosely (the string "25" satisfies `< 30`, and True equals 1), so a
+wrong type must never reach it. Every problem is reported at once, each with its field path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from .errors import Problem, ScenarioError
+from .yamlfile import YamlProblem, parse_json, parse_yaml
+
+Intent = Literal["acute", "short-term", "long-term"]
+Dose = Literal["low", "standard", "high"]
+Response = Literal["none", "transient", "sustained"]
+CodeSystem = Literal["ICD-10-CM", "SNOMED-CT", "ATC", "RxNorm"]
+
+INTENTS: tuple[str, ...] = ("acute", "short-term", "long-term")
+DOSES: tuple[str, ...] = ("low", "standard", "high")
+RESPONSES: tuple[str, ...] = ("none", "transient", "sustained")
+CODE_SYSTEMS: tuple[str, ...] = ("ICD-10-CM", "SNOMED-CT", "ATC", "RxNorm")
+
+MAX_AGE = 130
+MAX_YEARS = 130
+MAX_LINE = 20
+MAX_ITEMS = 100
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class Code(_Strict):
+    """A coded condition or medication, e.g. {code: G25.81, system: ICD-10-CM}."""
+
+    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    system: CodeSystem
+
+    @property
+    def display(self) -> str:
+        return f"{self.code} ({self.system})"
+
+
+Item = Text | Code
+
+
+class Patient(_Strict):
+    age: float | int | None = Field(default=None, ge=0, le=MAX_AGE, description="years")
+
+
+class Therapy(_Strict):
+    """The clonazepam use being considered or under way."""
+
+    intent: Intent | None = None
+    duration_years: float | int | None = Field(default=None, ge=0, le=MAX_YEARS)
+    line: int | None = Field(default=None, ge=1, le=MAX_LINE)
+    dose: Dose | None = None
+    response: Response | None = None
+
+
+class Scenario(_Strict):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    patient: Patient | None = None
+    conditions: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
+    medications: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
+    therapy: Therapy | None = None
+
+    @field_validator("conditions", "medications", mode="before")
+    @classmethod
+    def _items_are_a_list(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+            raise ValueError("expected a list of labels or {code, system} mappings")
+        return list(value)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "Code", "float", "int", "constrained-str", "function-after[]"):
+            continue  # pydantic names the union member it tried; a person does not need that
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown field; remove it or check its spelling",
+}
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
+    seen: dict[str, list[str]] = {}
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path = _path(loc)
+        # A list item that is neither a string nor a code mapping produces one error per union member.
+        if len(loc) >= 2 and loc[0] in ("conditions", "medications") and isinstance(loc[1], int):
+            if err["type"] in ("string_type", "model_type", "dict_type") or (
+                len(loc) == 3 and loc[2] in ("str",) and err["type"] == "string_too_short"
+            ):
+                msg = (
+                    "expected a label (text) or a mapping {code: ..., system: ...}, got "
+                    f"{type(err['input']).__name__}"
+                )
+                if err["type"] == "string_too_short":
+                    msg = "empty label"
+                seen.setdefault(path, [])
+                if msg not in seen[path]:
+                    seen[path].append(msg)
+                continue
+        message = _MESSAGES.get(err["type"], err["msg"])
+        if err["type"] == "literal_error" and path.endswith("system"):
+            message += f" (known systems: {', '.join(CODE_SYSTEMS)})"
+        if err["type"] in ("float_type", "int_type") and isinstance(err.get("input"), str):
+            message += "; write the number without quotes"
+        seen.setdefault(path, [])
+        if message not in seen[path]:
+            seen[path].append(message)
+    # A value that is neither int nor float gives two errors on the same path; keep them readable.
+    return [Problem(path=p, message="; ".join(msgs)) for p, msgs in seen.items()]
+
+
+def parse_scenario(data: Any, source: str | None = None) -> Scenario:
+    """Validate a scenario mapping. Raises ScenarioError listing every problem with its path."""
+    if isinstance(data, Scenario):
+        return data
+    if not isinstance(data, Mapping):
+        raise ScenarioError(
+            [Problem(path="", message=f"a scenario is a mapping, got {type(data).__name__}")],
+            source,
+        )
+    bad_numbers = [
+        Problem(path=p, message="must be a finite number")
+        for p, v in _numbers(data)
+        if isinstance(v, float) and not math.isfinite(v)
+    ]
+    try:
+        scenario = Scenario.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = _problems(exc)
+        known = {p.path for p in problems}
+        problems += [p for p in bad_numbers if p.path not in known]
+        raise ScenarioError(problems, source) from None
+    return scenario
+
+
+def _numbers(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    out = []
+    for section in ("patient", "therapy"):
+        sub = data.get(section)
+        if isinstance(sub, Mapping):
+            out += [(f"{section}.{k}", v) for k, v in sub.items()]
+    return out
+
+
+def read_document(path: str | Path, text: str | None = None) -> Any:
+    """Read a YAML or JSON document (by suffix); raises YamlProblem with file and line."""
+    name = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise YamlProblem(name, None, f"cannot read: {exc}") from None
+    if name.endswith(".json"):
+        return parse_json(text, name)
+    return parse_yaml(text, name)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate one scenario file (YAML or JSON)."""
+    try:
+        data = read_document(path)
+    except YamlProblem as exc:
+        raise ScenarioError([Problem(path="", message=str(exc))], str(path)) from None
+    return parse_scenario(data, str(path))

@@ -1,0 +1,183 @@
+"""The concept vocabulary: what a scenario's conditions and medications can be recognised as.
+
+Each concept has an id, a preferred label, synonyms (matched case-insensitively), `is_a` parents and
+codes. A scenario item resolves to one concept by its text or by its code; an ICD-10-CM code that is
+not bound itself resolves through its ancestors in the terminology (G40.A09 -> G40.A).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from . import terminology
+from .scenario import CodeSystem
+from .suggestions import closest
+
+ConceptId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
+ConceptKind = Literal["condition", "drug"]
+
+
+class ConceptCode(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    system: CodeSystem
+    code: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    note: str | None = None
+
+
+class Concept(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: ConceptId
+    kind: ConceptKind
+    label: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    synonyms: list[str] = Field(default_factory=list)
+    is_a: list[ConceptId] = Field(default_factory=list)
+    codes: list[ConceptCode] = Field(default_factory=list)
+    note: str | None = None
+
+
+class VocabularyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    concepts: list[Concept] = Field(min_length=1)
+
+
+def normalise_text(text: str) -> str:
+    """Case-, space- and punctuation-insensitive key for labels and synonyms."""
+    text = text.casefold().replace("’", "'")
+    text = re.sub(r"[\s_\-–]+", " ", text)
+    text = re.sub(r"\s*([/(),])\s*", r"\1", text)
+    return text.strip(" .")
+
+
+def _code_key(system: str, code: str) -> tuple[str, str]:
+    if system == "ICD-10-CM":
+        return system, terminology.normalise_icd(code)
+    return system, code.strip().upper()
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How one scenario item was recognised."""
+
+    concept: str
+    matched_by: Literal["label", "synonym", "code"]
+    code_path: tuple[str, ...] = ()  # ICD-10-CM codes walked, given code first, bound code last
+
+
+class Vocabulary:
+    """Concepts indexed for lookup, with their is_a closure precomputed."""
+
+    def __init__(self, concepts: Iterable[Concept]) -> None:
+        self.concepts: dict[str, Concept] = {}
+        for concept in concepts:
+            self.concepts.setdefault(concept.id, concept)
+        self.order = {cid: i for i, cid in enumerate(self.concepts)}
+        self._text: dict[str, tuple[str, Literal["label", "synonym"]]] = {}
+        for concept in self.concepts.values():
+            self._text.setdefault(normalise_text(concept.label), (concept.id, "label"))
+        for concept in self.concepts.values():
+            for syn in concept.synonyms:
+                self._text.setdefault(normalise_text(syn), (concept.id, "synonym"))
+        self._codes: dict[tuple[str, str], str] = {}
+        for concept in self.concepts.values():
+            for code in concept.codes:
+                self._codes.setdefault(_code_key(code.system, code.code), concept.id)
+        self.ancestors: dict[str, frozenset[str]] = {c: self._ancestors(c) for c in self.concepts}
+        children: dict[str, set[str]] = {c: set() for c in self.concepts}
+        for cid, ancestors in self.ancestors.items():
+            for a in ancestors:
+                children[a].add(cid)
+        self.descendants: dict[str, frozenset[str]] = {
+            c: frozenset(d | {c}) for c, d in children.items()
+        }
+
+    def _ancestors(self, cid: str) -> frozenset[str]:
+        seen: set[str] = set()
+        todo = list(self.concepts[cid].is_a)
+        while todo:
+            parent = todo.pop()
+            if parent in seen or parent not in self.concepts or parent == cid:
+                continue
+            seen.add(parent)
+            todo.extend(self.concepts[parent].is_a)
+        return frozenset(seen)
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self.concepts
+
+    def label(self, cid: str) -> str:
+        return self.concepts[cid].label
+
+    def kind(self, cid: str) -> ConceptKind:
+        return self.concepts[cid].kind
+
+    def closure(self, cid: str) -> frozenset[str]:
+        """The concept and all its ancestors."""
+        return self.ancestors[cid] | {cid}
+
+    def chain(self, start: str, goal: str) -> tuple[str, ...]:
+        """The shortest is_a path from a concept up to one of its ancestors (both included)."""
+        if start == goal:
+            return (start,)
+        previous: dict[str, str] = {}
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            for parent in self.concepts[node].is_a:
+                if parent in previous or parent not in self.concepts:
+                    continue
+                previous[parent] = node
+                if parent == goal:
+                    path = [goal]
+                    while path[-1] != start:
+                        path.append(previous[path[-1]])
+                    return tuple(reversed(path))
+                queue.append(parent)
+        return ()
+
+    def lookup_text(self, text: str) -> Resolution | None:
+        hit = self._text.get(normalise_text(text))
+        return Resolution(hit[0], hit[1]) if hit else None
+
+    def lookup_code(self, system: str, code: str) -> Resolution | None:
+        """A bound code, or for ICD-10-CM the nearest bound ancestor of a valid code."""
+        key = _code_key(system, code)
+        if system != "ICD-10-CM":
+            hit = self._codes.get(key)
+            return Resolution(hit, "code", (key[1],)) if hit else None
+        if key in self._codes:
+            return Resolution(self._codes[key], "code", (key[1],))
+        if not terminology.looks_like_icd(key[1]):
+            return None
+        lineage = terminology.icd_lineage(key[1])
+        for i, ancestor in enumerate(lineage):
+            hit = self._codes.get((system, ancestor))
+            if hit:
+                return Resolution(hit, "code", lineage[: i + 1])
+        return None
+
+    def suggestions(self, text: str, kind: ConceptKind | None = None, limit: int = 3) -> list[str]:
+        """Preferred labels of the concepts whose label or synonym is closest to the text."""
+        names = {
+            key: cid
+            for key, (cid, _) in self._text.items()
+            if kind is None or self.concepts[cid].kind == kind
+        }
+        labels: list[str] = []
+        for key in closest(normalise_text(text), names, limit=limit * 3):
+            label = self.concepts[names[key]].label
+            if label not in labels:
+                labels.append(label)
+        return labels[:limit]
+
+    def all_names(self) -> dict[str, str]:
+        """Every normalised label and synonym with the concept it names."""
+        return {key: cid for key, (cid, _) in self._text.items()}
