@@ -32,6 +32,7 @@ from .conditions import (
     _ConceptTest,
     _EnumTest,
     _NumberTest,
+    leaves,
 )
 from .errors import CompileError, PackProblem
 from .facts import Atom, Facts, concept_prop
@@ -304,6 +305,15 @@ class Program:
             per_rule.append(mine)
         if problems:
             raise CompileError(problems)
+
+        # Concepts the pack speaks to: those its rules test for and their descendants (minus the
+        # `except`ed ones, which a rule names only to leave out).
+        spoken: set[str] = set()
+        for rule in rules:
+            for leaf in leaves(rule.when):
+                if isinstance(leaf, _ConceptTest):
+                    spoken.update(expander.members(leaf.concept, leaf.excluded))
+        self.spoken = frozenset(spoken)
 
         self.props: dict[str, str] = {}
         for d in self.disjuncts:

@@ -17,6 +17,9 @@ handled here and pinned by a test in tests/test_durable_adapter.py:
    session that is deleted before the next evaluation.
 6. Errors inside actions are swallowed into the state: no Python action is ever run; firing is read
    off the action queue by rule name.
+9. The session's own state object (`{"sid": ..., "id": "sid-...", "$s": 1}`) is matched as a fact
+   too, so a pattern made only of absence tests fires on it: every pattern also requires the
+   marker property that only the scenario fact carries.
 7. Loose typing ("25" < 30, True == 1): the scenario is validated strictly before it gets here.
 8. Python 3.13 cannot import it: pyproject.toml requires Python < 3.13.
 
@@ -39,7 +42,8 @@ import durable_rules_engine as _dre
 from .errors import EngineError
 
 SENTINEL_RULE = "end"  # the compiler names its rules with digits only
-SENTINEL_PROP = "end"
+MARK = "scn"  # carried by the scenario fact only (not by durable_rules' state fact)
+GUARD = {MARK: 1}
 SID = "1"
 
 # durable_rules' compiled-in limits (src/rules/*.h), with a margin.
@@ -79,9 +83,10 @@ def limit_problems(expressions: Sequence[dict[str, Any]]) -> list[str]:
     a node where the property, operator and value are equal.
     """
     root = _Node()
-    root.children[(SENTINEL_PROP, "$eq", "1")] = _Node()
+    guard = root.children.setdefault((MARK, "$eq", "1"), _Node())
+    guard.rules += 1  # the sentinel
     for expr in expressions:
-        node = root
+        node = guard
         for prop, op, value in _tests(expr):
             if op == "$nex":
                 node = node.nex.setdefault(prop, _Node())
@@ -122,8 +127,8 @@ class DurableRulesets:
         self._lock = threading.Lock()
         try:
             for definition in definitions:
-                ruleset = dict(definition)
-                ruleset[SENTINEL_RULE] = {"all": [{"m": {SENTINEL_PROP: 1}}]}
+                ruleset = {name: _guarded(rule) for name, rule in definition.items()}
+                ruleset[SENTINEL_RULE] = {"all": [{"m": GUARD}]}
                 name = f"{label}-{next(_names)}"
                 self._handles.append(_dre.create_ruleset(name, json.dumps(ruleset)))
         except _dre.error as exc:
@@ -145,7 +150,7 @@ class DurableRulesets:
                 f"the scenario needs {len(fact)} properties in one durable_rules fact (limit "
                 f"{MAX_FACT_PROPERTIES}); list fewer conditions and medications"
             )
-        payload = json.dumps([{**fact, "sid": SID, "id": "f", SENTINEL_PROP: 1}])
+        payload = json.dumps([{**fact, "sid": SID, "id": "f", MARK: 1}])
         fired: list[str] = []
         with self._lock:
             for handle in self._handles:
@@ -175,6 +180,13 @@ class DurableRulesets:
                 _dre.delete_state(handle, SID)
             except _dre.error:
                 pass
+
+
+def _guarded(rule: dict[str, Any]) -> dict[str, Any]:
+    """The rule with the scenario-fact marker as its first test (defect 9)."""
+    ((alias, expr),) = rule["all"][0].items()
+    tests = expr["$and"] if "$and" in expr else [expr]
+    return {"all": [{alias: {"$and": [GUARD, *tests]}}]}
 
 
 def _delete_rulesets(handles: list[int]) -> None:

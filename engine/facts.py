@@ -100,9 +100,17 @@ def _resolve_text(vocab: Vocabulary, field: ListName, text: str) -> Item | Unkno
     return Unknown(field, text, reason, suggestions)
 
 
+# Which list each code system's codes belong in.
+_SYSTEM_LIST: dict[str, ListName] = {"ICD-10-CM": "conditions", "ATC": "medications",
+                                     "RxNorm": "medications"}
+
+
 def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> Item | Unknown:
     want = KIND_OF_LIST[field]
     shown = code.display
+    home = _SYSTEM_LIST.get(code.system)
+    if home is not None and home != field:
+        return Unknown(field, shown, f"{code.system} codes name {home}; list it under {home}")
     hit = vocab.lookup_code(code.system, code.code)
     if hit is not None:
         concept = vocab.concepts[hit.concept]

@@ -9,7 +9,6 @@ from typing import Protocol
 
 from .caveats import Caveat
 from .compiler import Match, Program
-from .conditions import concepts_mentioned
 from .durable_adapter import DurableRulesets
 from .errors import PackError
 from .evidence import Source
@@ -65,13 +64,9 @@ class KnowledgeBase:
             EvidenceNote(source=r.evidence.source, quote=r.evidence.quote, basis=r.evidence.basis)
             for r in self.rules
         ]
-        spoken: set[str] = set()
-        for rule in self.rules:
-            for concept in concepts_mentioned(rule.when):
-                spoken |= self.vocabulary.descendants.get(concept, {concept})
-        self.spoken = frozenset(spoken)
         sites = {rid: site.file for rid, site in contents.sites.items()}
         self.program = Program(self.rules, self.vocabulary, sites)
+        self.spoken = self.program.spoken
         self.matcher: Matcher = DurableMatcher(self.program, self.id)
 
     @classmethod

@@ -52,6 +52,14 @@ class Code(_Strict):
     code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
     system: CodeSystem
 
+    @field_validator("code", mode="before")
+    @classmethod
+    def _digits_may_be_unquoted(cls, value: Any) -> Any:
+        # SNOMED CT and RxNorm codes are digits; YAML reads `code: 84757009` as a number
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        return value
+
     @property
     def display(self) -> str:
         return f"{self.code} ({self.system})"
@@ -113,12 +121,10 @@ def _problems(exc: ValidationError) -> list[Problem]:
         path = _path(loc)
         # A list item that is neither a string nor a code mapping produces one error per union member.
         if len(loc) >= 2 and loc[0] in ("conditions", "medications") and isinstance(loc[1], int):
-            if err["type"] in ("string_type", "model_type", "dict_type") or (
-                len(loc) == 3 and loc[2] in ("str",) and err["type"] == "string_too_short"
-            ):
+            if err["type"] in ("string_type", "model_type", "dict_type", "string_too_short"):
                 msg = (
                     "expected a label (text) or a mapping {code: ..., system: ...}, got "
-                    f"{type(err['input']).__name__}"
+                    f"{_kind(err['input'])}"
                 )
                 if err["type"] == "string_too_short":
                     msg = "empty label"
@@ -126,16 +132,42 @@ def _problems(exc: ValidationError) -> list[Problem]:
                 if msg not in seen[path]:
                     seen[path].append(msg)
                 continue
-        message = _MESSAGES.get(err["type"], err["msg"])
+        message = _MESSAGES.get(err["type"], err["msg"]).removeprefix("Value error, ")
         if err["type"] == "literal_error" and path.endswith("system"):
             message += f" (known systems: {', '.join(CODE_SYSTEMS)})"
         if err["type"] in ("float_type", "int_type") and isinstance(err.get("input"), str):
             message += "; write the number without quotes"
+        elif err["type"] in ("model_type", "list_type", "dict_type", "string_type"):
+            message = f"{message}, got {_kind(err.get('input'))}"
         seen.setdefault(path, [])
         if message not in seen[path]:
             seen[path].append(message)
-    # A value that is neither int nor float gives two errors on the same path; keep them readable.
-    return [Problem(path=p, message="; ".join(msgs)) for p, msgs in seen.items()]
+    # A value that is neither int nor float fails both; one message says it.
+    out = []
+    for path, msgs in seen.items():
+        if any(other.startswith(path + ".") for other in seen):
+            continue  # a mapping item: its fields' errors say more than "not a label"
+        if len(msgs) > 1:
+            msgs = [m for m in msgs if not m.startswith("Input should be a valid integer")]
+        out.append(Problem(path=path, message="; ".join(msgs)))
+    return out
+
+
+def _kind(value: Any) -> str:
+    """What a YAML/JSON author would call the type of a value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
 
 
 def parse_scenario(data: Any, source: str | None = None) -> Scenario:

@@ -23,7 +23,7 @@ def closest(word: str, candidates: Iterable[str], limit: int = 3, cutoff: float 
     return [name for _, name in sorted(scored)[:limit]]
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.7) -> str:
     """' (did you mean X?)' or '' — ready to append to an error message."""
-    hits = closest(word, candidates, limit=1)
+    hits = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
     return f" (did you mean {hits[0]!r}?)" if hits else ""

@@ -1,0 +1,272 @@
+"""Cases: a scenario plus what must come of it. The case library in fixtures/ is made of these.
+
+A case is a scenario mapping with two optional extra keys: `description` and `expect`. The scenario
+part is validated only when the case is evaluated, so a case that expects bad input (`error: true`)
+is still a well-formed case.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import Problem, ScenarioError
+from .evaluate import run
+from .result import Result
+from .scenario import read_document
+from .yamlfile import YamlProblem
+
+if TYPE_CHECKING:
+    from .knowledge_base import KnowledgeBase
+
+CASE_KEYS = ("description", "expect")
+
+
+class Expect(BaseModel):
+    """What a case requires of its result. Every list is checked; what is not listed is free."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    applies: list[str] = Field(default_factory=list, description="rules that must apply")
+    not_applies: list[str] = Field(default_factory=list, description="rules that must not apply")
+    caveats: dict[str, list[str]] = Field(
+        default_factory=dict, description="rule -> caveat codes its statement must carry"
+    )
+    undetermined: list[str] = Field(default_factory=list, description="rules that must be undetermined")
+    not_covered: list[str] = Field(
+        default_factory=list, description="items (as given) that must be reported not covered"
+    )
+    unrecognized: list[str] = Field(
+        default_factory=list, description="items (as given) that must be reported unrecognised"
+    )
+    error: bool = Field(default=False, description="the scenario must be rejected as bad input")
+
+
+class Case(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="the case id, or its file and position")
+    description: str | None = None
+    expect: Expect | None = None
+    scenario: dict[str, Any]
+
+
+def split_case(data: Any, name: str) -> Case:
+    """Separate a case mapping into its scenario and its expectations."""
+    if not isinstance(data, Mapping):
+        raise ScenarioError(
+            [Problem(path="", message=f"a case is a mapping, got {type(data).__name__}")], name
+        )
+    scenario = {k: v for k, v in data.items() if k not in CASE_KEYS}
+    description = data.get("description")
+    problems = []
+    if description is not None and not isinstance(description, str):
+        problems.append(Problem(path="description", message="must be text"))
+        description = None
+    expect = None
+    if data.get("expect") is not None:
+        try:
+            expect = Expect.model_validate(data["expect"])
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                path = "expect" + "".join(
+                    f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]
+                )
+                msg = err["msg"] if err["type"] != "extra_forbidden" else (
+                    "unknown expectation; known: " + ", ".join(Expect.model_fields)
+                )
+                problems.append(Problem(path=path, message=msg))
+    if problems:
+        raise ScenarioError(problems, name)
+    case_id = scenario.get("id")
+    return Case(
+        name=case_id if isinstance(case_id, str) and case_id else name,
+        description=description,
+        expect=expect,
+        scenario=dict(scenario),
+    )
+
+
+def check_expectations(expect: Expect, result: Result) -> list[str]:
+    """Each way the result falls short of the expectations: 'expected ..., got ...'."""
+    applied = {s.rule: s for s in result.statements}
+    undetermined = {u.rule for u in result.undetermined}
+    failures: list[str] = []
+    for rule in expect.applies:
+        if rule not in applied:
+            state = "undetermined" if rule in undetermined else "does not apply"
+            failures.append(f"expected {rule} to apply; it {state}")
+    for rule in expect.not_applies:
+        if rule in applied:
+            failures.append(f"expected {rule} not to apply; it applies")
+    for rule, codes in expect.caveats.items():
+        statement = applied.get(rule)
+        if statement is None:
+            failures.append(f"expected {rule} to apply with caveats {codes}; it does not apply")
+            continue
+        have = [c.code for c in statement.caveats]
+        missing = [c for c in codes if c not in have]
+        if missing:
+            failures.append(f"expected {rule} to carry caveats {missing}; it carries {have}")
+    for rule in expect.undetermined:
+        if rule not in undetermined:
+            state = "applies" if rule in applied else "does not apply"
+            failures.append(f"expected {rule} to be undetermined; it {state}")
+    not_covered = [n.input for n in result.not_covered]
+    for item in expect.not_covered:
+        if not _listed(item, not_covered):
+            failures.append(
+                f"expected {item!r} to be reported not covered; not covered: "
+                f"{sorted(n.input for n in result.not_covered)}"
+            )
+    unrecognized = [u.input for u in result.unrecognized]
+    for item in expect.unrecognized:
+        if not _listed(item, unrecognized):
+            failures.append(
+                f"expected {item!r} to be reported unrecognised; unrecognised: "
+                f"{sorted(u.input for u in result.unrecognized)}"
+            )
+    return failures
+
+
+def _listed(item: str, inputs: list[str]) -> bool:
+    """An item as the case names it ('I10') matches the result's input ('I10 (ICD-10-CM)')."""
+    want = item.strip().casefold()
+    return any(
+        have.casefold() == want or have.casefold().startswith(want + " (") for have in inputs
+    )
+
+
+# -- reading case files --------------------------------------------------------------------------
+
+CASE_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
+
+
+class CaseEntry(BaseModel):
+    """One case as read from a file: its data, or why it could not be read."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    path: str
+    index: int = Field(description="position in its file (0 for a one-case file)")
+    line: int | None = None
+    data: Any = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        case_id = self.data.get("id") if isinstance(self.data, dict) else None
+        if isinstance(case_id, str) and case_id:
+            return case_id
+        return f"{self.path}#{self.index + 1}" if self.index or self.line else self.path
+
+
+def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str]:
+    """Files named, and case files found recursively in directories, in sorted order."""
+    for path in paths:
+        if str(path) == "-":
+            yield "-"
+            continue
+        p = Path(path)
+        if p.is_dir():
+            yield from sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix in CASE_SUFFIXES
+            )
+        else:
+            yield p
+
+
+def read_cases(paths: Sequence[str | Path], stdin: TextIO | None = None) -> Iterator[CaseEntry]:
+    """Every case in the given files and directories, streamed: a JSON Lines file is read line by
+    line, so its size does not matter. Unreadable input becomes an entry with an error."""
+    for path in case_files(paths):
+        if path == "-":
+            yield from _jsonl(stdin if stdin is not None else sys.stdin, "<stdin>")
+            continue
+        assert isinstance(path, Path)
+        name = str(path)
+        if not path.exists():
+            yield CaseEntry(path=name, index=0, error=f"{name}: no such file or directory")
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                with path.open(encoding="utf-8") as handle:
+                    yield from _jsonl(handle, name)
+            except (OSError, UnicodeDecodeError) as exc:
+                yield CaseEntry(path=name, index=0, error=f"{name}: cannot read: {exc}")
+            continue
+        try:
+            data = read_document(path)
+        except YamlProblem as exc:
+            yield CaseEntry(path=name, index=0,
+                            line=exc.mark.line if exc.mark else None, error=str(exc))
+            continue
+        if isinstance(data, list):
+            marks = getattr(data, "item_marks", None)
+            for i, item in enumerate(data):
+                line = marks[i].line if marks else None
+                yield CaseEntry(path=name, index=i, line=line, data=item)
+        elif data is None:
+            yield CaseEntry(path=name, index=0, error=f"{name}: the file is empty")
+        else:
+            yield CaseEntry(path=name, index=0, line=1, data=data)
+
+
+def _jsonl(handle: TextIO, name: str) -> Iterator[CaseEntry]:
+    index = 0
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield CaseEntry(path=name, index=index, line=number,
+                            error=f"{name}:{number}:{exc.colno}: not valid JSON: {exc.msg}")
+        else:
+            yield CaseEntry(path=name, index=index, line=number, data=data)
+        index += 1
+
+
+# -- running a case ------------------------------------------------------------------------------
+
+
+class Outcome(BaseModel):
+    """What became of one case."""
+
+    case: str
+    path: str
+    line: int | None = None
+    status: Literal["pass", "fail", "error", "evaluated"]
+    problems: list[str] = Field(default_factory=list)
+    result: Result | None = None
+
+
+def run_case(kb: KnowledgeBase, entry: CaseEntry, include_background: bool = False) -> Outcome:
+    """Evaluate one case and hold it to its expectations; never raises for bad input."""
+    base = {"case": entry.name, "path": entry.path, "line": entry.line}
+    if entry.error is not None:
+        return Outcome(**base, status="error", problems=[entry.error])
+    try:
+        case = split_case(entry.data, entry.name)
+    except ScenarioError as exc:
+        return Outcome(**base, status="error", problems=[str(p) for p in exc.problems])
+    expect = case.expect
+    try:
+        result = run(kb, case.scenario, include_background=include_background, source=entry.path)
+    except ScenarioError as exc:
+        problems = [str(p) for p in exc.problems]
+        if expect is not None and expect.error:
+            return Outcome(**base, status="pass", problems=problems)
+        return Outcome(**base, status="error", problems=problems)
+    if expect is None:
+        return Outcome(**base, status="evaluated", result=result)
+    if expect.error:
+        return Outcome(**base, status="fail", result=result,
+                       problems=["expected the scenario to be rejected as bad input; it evaluated"])
+    failures = check_expectations(expect, result)
+    return Outcome(**base, status="fail" if failures else "pass", problems=failures, result=result)
