@@ -17,11 +17,14 @@ handled here and pinned by a test in tests/test_durable_adapter.py:
    session that is deleted before the next evaluation.
 6. Errors inside actions are swallowed into the state: no Python action is ever run; firing is read
    off the action queue by rule name.
+7. Loose typing ("25" < 30, True == 1): the scenario is validated strictly before it gets here.
+8. Python 3.13 cannot import it: pyproject.toml requires Python < 3.13.
 9. The session's own state object (`{"sid": ..., "id": "sid-...", "$s": 1}`) is matched as a fact
    too, so a pattern made only of absence tests fires on it: every pattern also requires the
    marker property that only the scenario fact carries.
-7. Loose typing ("25" < 30, True == 1): the scenario is validated strictly before it gets here.
-8. Python 3.13 cannot import it: pyproject.toml requires Python < 3.13.
+10. Its JSON parser accepts an exponent only after a decimal point: `1e-05` (how Python writes
+    0.00001) derails the parse and crashes the process. Facts are serialised here, with every
+    float written with a decimal point (`1.0e-05`).
 
 The default `Host` also starts timer threads that race with callers; no Host is created. Calls are
 serialised per ruleset group with a lock: durable_rules keeps per-ruleset state in C and the GIL is
@@ -130,7 +133,7 @@ class DurableRulesets:
                 ruleset = {name: _guarded(rule) for name, rule in definition.items()}
                 ruleset[SENTINEL_RULE] = {"all": [{"m": GUARD}]}
                 name = f"{label}-{next(_names)}"
-                self._handles.append(_dre.create_ruleset(name, json.dumps(ruleset)))
+                self._handles.append(_dre.create_ruleset(name, to_json(ruleset)))
         except _dre.error as exc:
             self.close()
             raise EngineError(f"durable_rules refused a compiled ruleset: {exc}") from None
@@ -150,7 +153,7 @@ class DurableRulesets:
                 f"the scenario needs {len(fact)} properties in one durable_rules fact (limit "
                 f"{MAX_FACT_PROPERTIES}); list fewer conditions and medications"
             )
-        payload = json.dumps([{**fact, "sid": SID, "id": "f", MARK: 1}])
+        payload = encode_fact(fact)
         fired: list[str] = []
         with self._lock:
             for handle in self._handles:
@@ -180,6 +183,32 @@ class DurableRulesets:
                 _dre.delete_state(handle, SID)
             except _dre.error:
                 pass
+
+
+def to_json(value: Any) -> str:
+    """JSON as durable_rules' parser reads it: floats always have a decimal point (defect 10)."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        text = repr(value)
+        return text.replace("e", ".0e") if "e" in text and "." not in text else text
+    if isinstance(value, int | str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(to_json(v) for v in value) + "]"
+    raise TypeError(f"cannot give durable_rules a {type(value).__name__}")
+
+
+def encode_fact(fact: dict[str, Any]) -> str:
+    """The JSON durable_rules receives: one fact, marked as the scenario, in a fixed session."""
+    body = "".join(f',"{key}":{to_json(value)}' for key, value in fact.items())
+    return f'[{{"sid":"{SID}","id":"f","{MARK}":1{body}}}]'
 
 
 def _guarded(rule: dict[str, Any]) -> dict[str, Any]:

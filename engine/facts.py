@@ -145,10 +145,16 @@ def normalise(scenario: Scenario, vocab: Vocabulary) -> Facts:
                 got = _resolve_code(vocab, field, entry)  # type: ignore[arg-type]
             else:
                 got = _resolve_text(vocab, field, entry)  # type: ignore[arg-type]
+            # The same item twice (in any case) is reported once, under the same spelling
+            # whatever the order of the list: the least in code-point order.
             if isinstance(got, Item):
-                items.setdefault((got.field, got.input.casefold(), got.concept), got)
+                key = (got.field, got.input.casefold(), got.concept)
+                if key not in items or got.input < items[key].input:
+                    items[key] = got
             else:
-                unknown.setdefault((got.field, got.input.casefold()), got)
+                key2 = (got.field, got.input.casefold())
+                if key2 not in unknown or got.input < unknown[key2].input:
+                    unknown[key2] = got
     given = frozenset(i.concept for i in items.values() if i.concept is not None)
     closure = frozenset().union(*(vocab.closure(c) for c in given)) if given else frozenset()
     values: dict[str, Any] = {}

@@ -74,7 +74,7 @@ def condition(
         ops = rng.sample(["lt", "lte", "gt", "gte", "eq"], rng.choice([1, 1, 2]))
         test = {}
         for op in ops:
-            value = rng.randint(int(low), int(high))
+            value = rng.randint(int(low), int(high) - 1)
             test[op] = value if integer or rng.random() < 0.7 else value + 0.5
         return {name: test}
     name = rng.choice(list(ENUM_FIELDS))
