@@ -1,7 +1,7 @@
 """Caveat: a decision-support rules engine for drug-monograph knowledge packs, on durable_rules.
 
-    from engine import evaluate
-    result = evaluate({"conditions": ["restless legs syndrome"], "therapy": {"line": 3}})
+from engine import evaluate
+result = evaluate({"conditions": ["restless legs syndrome"], "therapy": {"line": 3}})
 """
 
 from .errors import CaveatError, CompileError, EngineError, PackError, ScenarioError

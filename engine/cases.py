@@ -37,7 +37,9 @@ class Expect(BaseModel):
     caveats: dict[str, list[str]] = Field(
         default_factory=dict, description="rule -> caveat codes its statement must carry"
     )
-    undetermined: list[str] = Field(default_factory=list, description="rules that must be undetermined")
+    undetermined: list[str] = Field(
+        default_factory=list, description="rules that must be undetermined"
+    )
     not_covered: list[str] = Field(
         default_factory=list, description="items (as given) that must be reported not covered"
     )
@@ -77,8 +79,10 @@ def split_case(data: Any, name: str) -> Case:
                 path = "expect" + "".join(
                     f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]
                 )
-                msg = err["msg"] if err["type"] != "extra_forbidden" else (
-                    "unknown expectation; known: " + ", ".join(Expect.model_fields)
+                msg = (
+                    err["msg"]
+                    if err["type"] != "extra_forbidden"
+                    else ("unknown expectation; known: " + ", ".join(Expect.model_fields))
                 )
                 problems.append(Problem(path=path, message=msg))
     if problems:
@@ -174,9 +178,7 @@ def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str]:
             continue
         p = Path(path)
         if p.is_dir():
-            yield from sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix in CASE_SUFFIXES
-            )
+            yield from sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in CASE_SUFFIXES)
         else:
             yield p
 
@@ -203,8 +205,9 @@ def read_cases(paths: Sequence[str | Path], stdin: TextIO | None = None) -> Iter
         try:
             data = read_document(path)
         except YamlProblem as exc:
-            yield CaseEntry(path=name, index=0,
-                            line=exc.mark.line if exc.mark else None, error=str(exc))
+            yield CaseEntry(
+                path=name, index=0, line=exc.mark.line if exc.mark else None, error=str(exc)
+            )
             continue
         if isinstance(data, list):
             marks = getattr(data, "item_marks", None)
@@ -225,8 +228,12 @@ def _jsonl(handle: TextIO, name: str) -> Iterator[CaseEntry]:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield CaseEntry(path=name, index=index, line=number,
-                            error=f"{name}:{number}:{exc.colno}: not valid JSON: {exc.msg}")
+            yield CaseEntry(
+                path=name,
+                index=index,
+                line=number,
+                error=f"{name}:{number}:{exc.colno}: not valid JSON: {exc.msg}",
+            )
         else:
             yield CaseEntry(path=name, index=index, line=number, data=data)
         index += 1
@@ -266,7 +273,11 @@ def run_case(kb: KnowledgeBase, entry: CaseEntry, include_background: bool = Fal
     if expect is None:
         return Outcome(**base, status="evaluated", result=result)
     if expect.error:
-        return Outcome(**base, status="fail", result=result,
-                       problems=["expected the scenario to be rejected as bad input; it evaluated"])
+        return Outcome(
+            **base,
+            status="fail",
+            result=result,
+            problems=["expected the scenario to be rejected as bad input; it evaluated"],
+        )
     failures = check_expectations(expect, result)
     return Outcome(**base, status="fail" if failures else "pass", problems=failures, result=result)

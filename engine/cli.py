@@ -22,7 +22,10 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
 
 def _stdout() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+    console = Console(highlight=False)
+    # wrap for a person at a terminal; never break lines for a pipe or a file
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def _stderr() -> Console:
@@ -80,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     ev = sub.add_parser("evaluate", help="evaluate one scenario file and show what applies")
-    ev.add_argument("file", metavar="FILE", help="scenario (or case) file, YAML or JSON; - for stdin")
+    ev.add_argument(
+        "file", metavar="FILE", help="scenario (or case) file, YAML or JSON; - for stdin"
+    )
     ev.add_argument("--json", action="store_true", help="print the result as JSON")
     ev.add_argument(
         "--background",

@@ -6,12 +6,12 @@ disjunctive normal form over atoms (tests on the scenario fact):
 - T: the condition is true;
 - U: the condition is unknown (neither true nor false) because a scenario value it needs is missing.
 
-Every disjunct becomes one durable_rules rule over the single scenario fact, so durable_rules' Rete
-network does all the matching. A fired T disjunct means the rule applies; a fired U disjunct means it
-is undetermined. The atoms of the fired disjuncts are the reasons: for T, every true test that
-supports the condition; for U, also the missing values it needs. (For a true formula, the union of
-the atoms of its true disjuncts equals its support computed recursively, which is what the reference
-evaluator computes without any of this.)
+Every disjunct becomes one durable_rules rule over the single scenario fact, so durable_rules'
+Rete network does all the matching. A fired T disjunct means the rule applies; a fired U disjunct
+means it is undetermined. The atoms of the fired disjuncts are the reasons: for T, every true test
+that supports the condition; for U, also the missing values it needs. (For a true formula, the
+union of the atoms of its true disjuncts equals its support computed recursively, which is what the
+reference evaluator computes without any of this.)
 """
 
 from __future__ import annotations
@@ -122,8 +122,9 @@ class Expander:
             if which == "t":
                 return [frozenset(Atom("cmp", node.field, op, v) for op, v in tests)]
             if which == "f":
-                return self.disj([[frozenset({Atom("cmp", node.field, NEGATION[op], v)})]
-                                  for op, v in tests])
+                return self.disj(
+                    [[frozenset({Atom("cmp", node.field, NEGATION[op], v)})] for op, v in tests]
+                )
             return [frozenset({Atom("missing", node.field)})]
         if isinstance(node, _EnumTest):
             values = node.values
@@ -290,8 +291,11 @@ class Program:
                 unknown = expander.unknown(rule.when)
             except TooComplex as exc:
                 problems.append(
-                    PackProblem(file=sites.get(rule.id, "?"), message=f"rule {rule.id}: {exc}; "
-                                "split it into several rules", code="compile")
+                    PackProblem(
+                        file=sites.get(rule.id, "?"),
+                        message=f"rule {rule.id}: {exc}; split it into several rules",
+                        code="compile",
+                    )
                 )
                 per_rule.append(mine)
                 continue

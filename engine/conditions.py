@@ -258,7 +258,14 @@ AnyOf.model_rebuild()
 NotOf.model_rebuild()
 
 Leaf = (
-    HasCondition | HasMedication | AgeTest | DurationTest | LineTest | IntentTest | DoseTest | ResponseTest
+    HasCondition
+    | HasMedication
+    | AgeTest
+    | DurationTest
+    | LineTest
+    | IntentTest
+    | DoseTest
+    | ResponseTest
 )
 
 

@@ -10,8 +10,9 @@ handled here and pinned by a test in tests/test_durable_adapter.py:
 3. `Host.assert_facts` raises when a fact matches nothing and leaves the pending actions to a
    background thread: the C functions are called directly, and actions are drained synchronously.
 4. Hard limits (64 pending alpha nodes on the match stack, 512 children per node, 128 `$nex`
-   children, 256 rules ending on one node, 255 properties per fact, 1024 live sessions): the compiler
-   checks each ruleset's network against `limit_problems` and splits a pack that would exceed them;
+   children, 256 rules ending on one node, 255 properties per fact, 1024 live sessions): the
+   compiler checks each ruleset's network against `limit_problems` and splits a pack that would
+   exceed them;
    a fact with too many properties is refused; one session is live per ruleset at a time.
 5. Identity: a fact asserted twice in one session is dropped: each evaluation is one fact in a
    session that is deleted before the next evaluation.
@@ -33,6 +34,7 @@ held during each call anyway, so threads would gain nothing from interleaving.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -101,10 +103,13 @@ def limit_problems(expressions: Sequence[dict[str, Any]]) -> list[str]:
     def need(node: _Node) -> int:
         """Most alpha nodes this subtree can hold on durable_rules' match stack at once."""
         if len(node.children) > MAX_CHILDREN:
-            problems.append(f"{len(node.children)} tests branch from one node (limit {MAX_CHILDREN})")
+            problems.append(
+                f"{len(node.children)} tests branch from one node (limit {MAX_CHILDREN})"
+            )
         if len(node.nex) > MAX_NEX_CHILDREN:
-            problems.append(f"{len(node.nex)} absence tests branch from one node "
-                            f"(limit {MAX_NEX_CHILDREN})")
+            problems.append(
+                f"{len(node.nex)} absence tests branch from one node (limit {MAX_NEX_CHILDREN})"
+            )
         if node.rules > MAX_RULES_PER_NODE:
             problems.append(f"{node.rules} rules end on one node (limit {MAX_RULES_PER_NODE})")
         # Equality tests on one property cannot hold together for different values.
@@ -118,7 +123,9 @@ def limit_problems(expressions: Sequence[dict[str, Any]]) -> list[str]:
 
     depth = need(root)
     if depth > MAX_STACK:
-        problems.append(f"matching could hold {depth} nodes on durable_rules' stack (limit {MAX_STACK})")
+        problems.append(
+            f"matching could hold {depth} nodes on durable_rules' stack (limit {MAX_STACK})"
+        )
     return problems
 
 
@@ -179,10 +186,8 @@ class DurableRulesets:
         except _dre.error as exc:
             raise EngineError(f"durable_rules failed while matching: {exc}") from None
         finally:
-            try:
+            with contextlib.suppress(_dre.error):
                 _dre.delete_state(handle, SID)
-            except _dre.error:
-                pass
 
 
 def to_json(value: Any) -> str:
@@ -214,13 +219,11 @@ def encode_fact(fact: dict[str, Any]) -> str:
 def _guarded(rule: dict[str, Any]) -> dict[str, Any]:
     """The rule with the scenario-fact marker as its first test (defect 9)."""
     ((alias, expr),) = rule["all"][0].items()
-    tests = expr["$and"] if "$and" in expr else [expr]
+    tests = expr.get("$and", [expr])
     return {"all": [{alias: {"$and": [GUARD, *tests]}}]}
 
 
 def _delete_rulesets(handles: list[int]) -> None:
     for handle in handles:
-        try:
+        with contextlib.suppress(_dre.error):
             _dre.delete_ruleset(handle)
-        except _dre.error:
-            pass

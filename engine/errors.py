@@ -1,7 +1,8 @@
 """Every error the engine raises on purpose, in one place.
 
-Each error names where the problem is (a field path in a scenario, or file:line:column in a pack) and,
-where there is one, the likely fix. Callers catch `CaveatError` for anything the engine refuses.
+Each error names where the problem is (a field path in a scenario, or file:line:column in a pack)
+and, where there is one, the likely fix. Callers catch `CaveatError` for anything the engine
+refuses.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Sources and the evidence drawn from them: verbatim quotes, found by whitespace-normalised match.
 
 A source is a text file with a YAML record of its provenance. Its sentences are numbered for
-authoring and coverage: the text is split into lines first (headings and list items stand on lines of
-their own), then each line into sentences at end punctuation followed by a capital letter.
+authoring and coverage: the text is split into lines first (headings and list items stand on lines
+of their own), then each line into sentences at end punctuation followed by a capital letter.
 """
 
 from __future__ import annotations

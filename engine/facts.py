@@ -101,8 +101,11 @@ def _resolve_text(vocab: Vocabulary, field: ListName, text: str) -> Item | Unkno
 
 
 # Which list each code system's codes belong in.
-_SYSTEM_LIST: dict[str, ListName] = {"ICD-10-CM": "conditions", "ATC": "medications",
-                                     "RxNorm": "medications"}
+_SYSTEM_LIST: dict[str, ListName] = {
+    "ICD-10-CM": "conditions",
+    "ATC": "medications",
+    "RxNorm": "medications",
+}
 
 
 def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> Item | Unknown:

@@ -37,7 +37,7 @@ class DurableMatcher:
 
 
 class KnowledgeBase:
-    """A pack, checked and compiled once; evaluations reuse it (it is safe to share across threads)."""
+    """A pack, checked and compiled once; evaluations reuse it (safe to share across threads)."""
 
     def __init__(self, contents: PackContents) -> None:
         if contents.errors or contents.manifest is None:
@@ -58,7 +58,8 @@ class KnowledgeBase:
         rank = {c.id: i for i, c in enumerate(self.manifest.categories)}
         self.order = {i: (rank[r.category], i) for i, r in enumerate(self.rules)}
         self.caveat_notes = [
-            [CaveatNote(code=c, text=self.caveats[c].meaning) for c in r.caveats] for r in self.rules
+            [CaveatNote(code=c, text=self.caveats[c].meaning) for c in r.caveats]
+            for r in self.rules
         ]
         self.evidence_notes = [
             EvidenceNote(source=r.evidence.source, quote=r.evidence.quote, basis=r.evidence.basis)
@@ -82,7 +83,8 @@ class KnowledgeBase:
         return self.rules[self.rule_index[rule_id]]
 
     def __repr__(self) -> str:
-        return f"<KnowledgeBase {self.id} {self.version} ({len(self.rules)} rules, {self.digest[:12]})>"
+        size = f"{len(self.rules)} rules, {self.digest[:12]}"
+        return f"<KnowledgeBase {self.id} {self.version} ({size})>"
 
 
 _default: KnowledgeBase | None = None

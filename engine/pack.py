@@ -1,16 +1,17 @@
 """A knowledge pack on disk: its manifest, vocabulary, caveats, sources and rule files.
 
-Reading a pack collects every problem it finds, each located at file:line:column, instead of stopping
-at the first; `KnowledgeBase` refuses a pack with any error, and `caveat rules check` prints them all.
+Reading a pack collects every problem it finds, each located at file:line:column, instead of
+stopping at the first; `KnowledgeBase` refuses a pack with any error, and `caveat rules check`
+prints them all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from functools import lru_cache
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +24,7 @@ from .errors import PackProblem
 from .evidence import Source, SourceRecord
 from .rules import CategoryId, Rule, RuleFile
 from .suggestions import did_you_mean
-from .vocabulary import Concept, Vocabulary, VocabularyFile
+from .vocabulary import Concept, VocabularyFile
 from .yamlfile import YamlProblem, duplicate_keys, key_mark, locate, parse_yaml
 
 MANIFEST = "pack.yaml"
@@ -80,7 +81,9 @@ class PackContents:
     rules: list[Rule] = field(default_factory=list)
     sites: dict[str, RuleSite] = field(default_factory=dict)
     concept_sites: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)  # relative path -> content, for the digest
+    files: dict[str, bytes] = field(
+        default_factory=dict
+    )  # relative path -> content, for the digest
     problems: list[PackProblem] = field(default_factory=list)
 
     @property
@@ -278,7 +281,9 @@ def _read_source(reader: PackReader, path: Path) -> None:
         raw = text_path.read_bytes()
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        reader.problem(name, locate(data, ("text",)), f"cannot read source text {record.text}: {exc}")
+        reader.problem(
+            name, locate(data, ("text",)), f"cannot read source text {record.text}: {exc}"
+        )
         return
     reader.pack.files[str(text_path.relative_to(reader.root))] = raw
     if record.id in reader.pack.sources:
@@ -309,7 +314,8 @@ def _read_rules(reader: PackReader, path: Path) -> None:
             reader.problem(
                 name,
                 locate(item, ("id",)),
-                f"duplicate rule id {rule.id!r} (first in {first.file}); rule ids are unique in a pack",
+                f"duplicate rule id {rule.id!r} (first in {first.file}); "
+                "rule ids are unique in a pack",
                 "duplicate-rule",
             )
             continue
@@ -363,28 +369,58 @@ def check_references(pack: PackContents) -> None:
         file, data = pack.concept_sites[concept.id]
         for i, parent in enumerate(concept.is_a):
             if parent not in concepts:
-                at(file, data, ("is_a", i), f"is_a: unknown concept {parent!r}"
-                   f"{did_you_mean(parent, concepts)}", "unknown-concept")
+                at(
+                    file,
+                    data,
+                    ("is_a", i),
+                    f"is_a: unknown concept {parent!r}{did_you_mean(parent, concepts)}",
+                    "unknown-concept",
+                )
             elif concepts[parent].kind != concept.kind:
-                at(file, data, ("is_a", i), f"is_a: {parent!r} is a {concepts[parent].kind}, "
-                   f"{concept.id!r} is a {concept.kind}", "concept-kind")
+                at(
+                    file,
+                    data,
+                    ("is_a", i),
+                    f"is_a: {parent!r} is a {concepts[parent].kind}, "
+                    f"{concept.id!r} is a {concept.kind}",
+                    "concept-kind",
+                )
         for i, text in enumerate([concept.label, *concept.synonyms]):
             key = normalise_text(text)
             owner = names.setdefault(key, concept.id)
             if owner != concept.id:
                 loc = ("label",) if i == 0 else ("synonyms", i - 1)
-                at(file, data, loc, f"{text!r} already names concept {owner!r}; a name must "
-                   "recognise one concept", "ambiguous-name")
+                at(
+                    file,
+                    data,
+                    loc,
+                    f"{text!r} already names concept {owner!r}; a name must recognise one concept",
+                    "ambiguous-name",
+                )
         for i, code in enumerate(concept.codes):
-            key2 = (code.system, terminology.normalise_icd(code.code)
-                    if code.system == "ICD-10-CM" else code.code.upper())
+            key2 = (
+                code.system,
+                terminology.normalise_icd(code.code)
+                if code.system == "ICD-10-CM"
+                else code.code.upper(),
+            )
             owner = codes.setdefault(key2, concept.id)
             if owner != concept.id:
-                at(file, data, ("codes", i), f"code {code.system} {code.code} is already bound to "
-                   f"{owner!r}", "ambiguous-code")
+                at(
+                    file,
+                    data,
+                    ("codes", i),
+                    f"code {code.system} {code.code} is already bound to {owner!r}",
+                    "ambiguous-code",
+                )
             if code.system == "ICD-10-CM" and not terminology.looks_like_icd(code.code):
-                at(file, data, ("codes", i, "code"), f"{code.code!r} is not shaped like an ICD-10-CM "
-                   "code (e.g. G25.81)", "icd-code")
+                at(
+                    file,
+                    data,
+                    ("codes", i, "code"),
+                    f"{code.code!r} is not shaped like an ICD-10-CM code (e.g. G25.81)",
+                    "icd-code",
+                )
     for concept in pack.concepts:
         if _has_cycle(concept.id, concepts):
             file, data = pack.concept_sites[concept.id]
@@ -396,25 +432,45 @@ def check_references(pack: PackContents) -> None:
     for rule in pack.rules:
         site = pack.sites[rule.id]
         if categories and rule.category not in categories:
-            at(site.file, site.data, ("category",), f"unknown category {rule.category!r}"
-               f"{did_you_mean(rule.category, categories)}; categories are listed in pack.yaml",
-               "unknown-category")
+            at(
+                site.file,
+                site.data,
+                ("category",),
+                f"unknown category {rule.category!r}"
+                f"{did_you_mean(rule.category, categories)}; categories are listed in pack.yaml",
+                "unknown-category",
+            )
         for i, code in enumerate(rule.caveats):
             if code not in caveats:
-                at(site.file, site.data, ("caveats", i), f"unknown caveat code {code!r}"
-                   f"{did_you_mean(code, caveats)}", "unknown-caveat")
+                at(
+                    site.file,
+                    site.data,
+                    ("caveats", i),
+                    f"unknown caveat code {code!r}{did_you_mean(code, caveats)}",
+                    "unknown-caveat",
+                )
         if len(set(rule.caveats)) != len(rule.caveats):
             at(site.file, site.data, ("caveats",), "a caveat code is listed twice", "schema")
         source = pack.sources.get(rule.evidence.source)
         if source is None:
-            at(site.file, site.data, ("evidence", "source"), f"unknown source "
-               f"{rule.evidence.source!r}{did_you_mean(rule.evidence.source, pack.sources)}",
-               "unknown-source")
+            at(
+                site.file,
+                site.data,
+                ("evidence", "source"),
+                f"unknown source "
+                f"{rule.evidence.source!r}{did_you_mean(rule.evidence.source, pack.sources)}",
+                "unknown-source",
+            )
         elif source.find(rule.evidence.quote) < 0:
             near = source.nearest_sentence(rule.evidence.quote)
             hint = f"; nearest source sentence {near.number}: {near.text!r}" if near else ""
-            at(site.file, site.data, ("evidence", "quote"),
-               f"quote not found in source {source.id!r}{hint}", "quote")
+            at(
+                site.file,
+                site.data,
+                ("evidence", "quote"),
+                f"quote not found in source {source.id!r}{hint}",
+                "quote",
+            )
         _check_when(rule, site, concepts, at)
 
 
@@ -429,11 +485,21 @@ def _check_when(rule: Rule, site: RuleSite, concepts: dict[str, Concept], at: An
             concept = concepts.get(cid)
             if concept is None:
                 hint = did_you_mean(cid, concepts)
-                at(site.file, site.data, ("when",), f"when: unknown concept {cid!r}{hint}",
-                   "unknown-concept")
+                at(
+                    site.file,
+                    site.data,
+                    ("when",),
+                    f"when: unknown concept {cid!r}{hint}",
+                    "unknown-concept",
+                )
             elif concept.kind != want:
-                at(site.file, site.data, ("when",), f"when: {leaf.kind} names {cid!r}, which is a "
-                   f"{concept.kind}", "concept-kind")
+                at(
+                    site.file,
+                    site.data,
+                    ("when",),
+                    f"when: {leaf.kind} names {cid!r}, which is a {concept.kind}",
+                    "concept-kind",
+                )
 
 
 def _has_cycle(start: str, concepts: dict[str, Concept]) -> bool:
@@ -457,4 +523,3 @@ def bundled_pack_path() -> Path:
     if (installed / MANIFEST).is_file():
         return installed
     return here.parent / "rules"
-

@@ -53,8 +53,9 @@ class ReferenceMatcher:
         """The node's value and the atoms that support that value."""
         if isinstance(node, AllOf | AnyOf):
             deciding = F if isinstance(node, AllOf) else T
-            results = [self.evaluate(child, facts) for child in (node.all if deciding is F
-                                                                  else node.any)]
+            results = [
+                self.evaluate(child, facts) for child in (node.all if deciding is F else node.any)
+            ]
             values = [v for v, _ in results]
             if deciding in values:
                 value = deciding
@@ -94,6 +95,7 @@ class ReferenceMatcher:
             if node.concept in facts.closure:
                 return T, {Atom("has", prop)}
             return F, {Atom("lacks", prop)}
+
         # is the concept or below it, and not an excluded concept or below one
         def counts(c: str) -> bool:
             lineage = self.vocab.closure(c) if c in self.vocab else {c}

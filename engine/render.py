@@ -44,8 +44,10 @@ def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
     console.print(head)
     if not result.statements:
         console.print(
-            Padding(Text("No statement of this pack applies to this scenario.", style="yellow"),
-                    (1, 0, 0, 2))
+            Padding(
+                Text("No statement of this pack applies to this scenario.", style="yellow"),
+                (1, 0, 0, 2),
+            )
         )
     current = None
     for s in result.statements:
@@ -69,8 +71,9 @@ def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
             parts.append(Text(f"      because {because_text(b, kb)}", style="dim"))
         console.print(Group(*parts))
     if result.undetermined:
-        console.print(Text("\nUndetermined: may apply, but the scenario does not say",
-                           style="bold underline"))
+        console.print(
+            Text("\nUndetermined: may apply, but the scenario does not say", style="bold underline")
+        )
         for u in result.undetermined:
             line = Text("  ? ", style="bold magenta")
             line.append(u.text)

@@ -119,19 +119,23 @@ def _problems(exc: ValidationError) -> list[Problem]:
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         path = _path(loc)
-        # A list item that is neither a string nor a code mapping produces one error per union member.
-        if len(loc) >= 2 and loc[0] in ("conditions", "medications") and isinstance(loc[1], int):
-            if err["type"] in ("string_type", "model_type", "dict_type", "string_too_short"):
-                msg = (
-                    "expected a label (text) or a mapping {code: ..., system: ...}, got "
-                    f"{_kind(err['input'])}"
-                )
-                if err["type"] == "string_too_short":
-                    msg = "empty label"
-                seen.setdefault(path, [])
-                if msg not in seen[path]:
-                    seen[path].append(msg)
-                continue
+        # A list item that is neither text nor a code mapping fails once per union member.
+        if (
+            len(loc) >= 2
+            and loc[0] in ("conditions", "medications")
+            and isinstance(loc[1], int)
+            and err["type"] in ("string_type", "model_type", "dict_type", "string_too_short")
+        ):
+            msg = (
+                "expected a label (text) or a mapping {code: ..., system: ...}, got "
+                f"{_kind(err['input'])}"
+            )
+            if err["type"] == "string_too_short":
+                msg = "empty label"
+            seen.setdefault(path, [])
+            if msg not in seen[path]:
+                seen[path].append(msg)
+            continue
         message = _MESSAGES.get(err["type"], err["msg"]).removeprefix("Value error, ")
         if err["type"] == "literal_error" and path.endswith("system"):
             message += f" (known systems: {', '.join(CODE_SYSTEMS)})"

@@ -32,7 +32,7 @@ def _number(value: object) -> object:
 
 
 def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Because]:
-    """The scenario facts behind a set of atoms (missing values and the background flag left out)."""
+    """The scenario facts behind some atoms (missing values and the background flag left out)."""
     vocab = kb.vocabulary
     out: dict[tuple[object, ...], Because] = {}
     for atom in atoms:
@@ -77,8 +77,9 @@ def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Beca
 
 
 def needs(atoms: Iterable[Atom]) -> list[str]:
-    return sorted({FACT_PATHS[a.prop] for a in atoms if a.kind == "missing"},
-                  key=lambda p: _FACT_ORDER[p])
+    return sorted(
+        {FACT_PATHS[a.prop] for a in atoms if a.kind == "missing"}, key=lambda p: _FACT_ORDER[p]
+    )
 
 
 def build_result(kb: KnowledgeBase, facts: Facts, match: Match, include_background: bool) -> Result:

@@ -40,8 +40,9 @@ def vocabulary(rng: random.Random, n_conditions: int, n_drugs: int) -> list[Conc
                     if other not in parents:
                         parents.append(other)
             concepts.append(
-                Concept(id=cid, kind=kind, label=f"{kind} {i}", synonyms=[f"{prefix}{i}"],
-                        is_a=parents)
+                Concept(
+                    id=cid, kind=kind, label=f"{kind} {i}", synonyms=[f"{prefix}{i}"], is_a=parents
+                )
             )
             ids.append(cid)
     return concepts
@@ -54,7 +55,9 @@ def condition(
     roll = rng.random()
     if depth < 2 and roll < 0.35:
         op = rng.choice(["all", "any"])
-        return {op: [condition(rng, conditions, drugs, depth + 1) for _ in range(rng.randint(2, 3))]}
+        return {
+            op: [condition(rng, conditions, drugs, depth + 1) for _ in range(rng.randint(2, 3))]
+        }
     if depth < 2 and roll < 0.42:
         return {"not": condition(rng, conditions, drugs, depth + 1)}
     roll = rng.random()

@@ -79,7 +79,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Any:
         try:
             hash(key)
         except TypeError:
-            raise YamlProblem(loader.file, _mark(key_node.start_mark), "a mapping key must be a scalar")
+            raise YamlProblem(
+                loader.file, _mark(key_node.start_mark), "a mapping key must be a scalar"
+            ) from None
         if key in mapping:
             first = mapping.key_marks[key]
             loader.duplicates.append(
@@ -117,7 +119,9 @@ def _load_all(text: str, file: str) -> list[Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
-        raise YamlProblem(file, _mark(mark) if mark else None, f"not valid YAML: {message}") from None
+        raise YamlProblem(
+            file, _mark(mark) if mark else None, f"not valid YAML: {message}"
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(file, None, f"not valid YAML: {exc}") from None
     finally:

@@ -147,16 +147,25 @@ def test_4_limits_are_checked_and_a_large_pack_is_split():
         exprs = [rule["all"][0]["m"] for rule in definition.values()]
         assert limit_problems(exprs) == []
     # a scenario with every concept still evaluates, and agrees with the reference
-    every = {"conditions": [c.label for c in kb.vocabulary.concepts.values()
-                            if c.kind == "condition"][:100],
-             "patient": {"age": 10}, "therapy": {"line": 2, "intent": "acute"}}
+    every = {
+        "conditions": [c.label for c in kb.vocabulary.concepts.values() if c.kind == "condition"][
+            :100
+        ],
+        "patient": {"age": 10},
+        "therapy": {"line": 2, "intent": "acute"},
+    }
     assert run(kb, every) == run(kb, every, matcher="reference")
 
 
 def test_4_a_rule_too_big_for_durable_rules_is_refused_clearly():
     def huge(rng, conditions, drugs):
-        return {"any": [{"all": [{"condition": c}, {"not": {"condition": d}}]}
-                        for c in conditions[:70] for d in conditions[70:71]]}
+        return {
+            "any": [
+                {"all": [{"condition": c}, {"not": {"condition": d}}]}
+                for c in conditions[:70]
+                for d in conditions[70:71]
+            ]
+        }
 
     with pytest.raises(CompileError, match="cannot be compiled within durable_rules' limits"):
         synthetic.pack(seed=3, n_rules=1, n_conditions=80, when=huge)
@@ -201,8 +210,14 @@ def test_6_raw_exceptions_in_actions_are_swallowed_into_the_state():
         raise RuntimeError("boom")
 
     host = QuietHost()
-    host.register_rulesets({"d6": {"a": {"all": [{"m": {"t": "x"}}], "run": boom},
-                                   "b": {"all": [{"m": {"t": "x"}}], "run": lambda c: ran.append(1)}}})
+    host.register_rulesets(
+        {
+            "d6": {
+                "a": {"all": [{"m": {"t": "x"}}], "run": boom},
+                "b": {"all": [{"m": {"t": "x"}}], "run": lambda c: ran.append(1)},
+            }
+        }
+    )
     state = host.assert_fact("d6", {"sid": "1", "id": 1, "t": "x"})  # no exception raised
     assert "boom" in state["exception"] and ran == [1]
 
@@ -249,7 +264,7 @@ def test_9_adapter_guards_every_pattern_with_the_scenario_marker():
     assert GUARD == {"scn": 1}
 
 
-# threads --------------------------------------------------------------------------------------------
+# threads ------------------------------------------------------------------------------------------
 def test_raw_host_starts_background_threads_and_the_adapter_does_not():
     from durable.engine import Host
 

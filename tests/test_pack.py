@@ -122,9 +122,7 @@ def test_every_claim_sentence_is_encoded_or_left_out_with_a_reason(kb: Knowledge
         for sentence in source.sentences_of(rule.evidence.quote):
             encoded.setdefault(sentence.number, []).append(rule.id)
     left_out = {
-        s.number
-        for excl in source.record.not_encoded
-        for s in source.sentences_of(excl.quote)
+        s.number for excl in source.record.not_encoded for s in source.sentences_of(excl.quote)
     }
     for sentence in source.sentences:
         assert sentence.number in encoded or sentence.number in left_out, sentence.text
@@ -167,8 +165,14 @@ def test_every_bound_icd_code_is_valid_and_fits_its_concept(kb: KnowledgeBase):
 
 
 def test_drug_codes_are_bound(kb: KnowledgeBase):
-    atc = {"clonazepam": "N03AE01", "phenytoin": "N03AB02", "diazepam": "N05BA01",
-           "lorazepam": "N05BA06", "alprazolam": "N05BA12", "flurazepam": "N05CD01"}
+    atc = {
+        "clonazepam": "N03AE01",
+        "phenytoin": "N03AB02",
+        "diazepam": "N05BA01",
+        "lorazepam": "N05BA06",
+        "alprazolam": "N05BA12",
+        "flurazepam": "N05CD01",
+    }
     for drug, code in atc.items():
         hit = kb.vocabulary.lookup_code("ATC", code)
         assert hit is not None and hit.concept == drug
@@ -196,8 +200,11 @@ def _copy_pack(tmp_path: Path) -> Path:
 def test_unknown_keys_in_a_rule_are_rejected_with_file_and_line(tmp_path: Path):
     pack = _copy_pack(tmp_path)
     path = pack / "rules" / "4-mood.yaml"
-    path.write_text(path.read_text().replace("    category: indication\n",
-                                             "    category: indication\n    severity: high\n"))
+    path.write_text(
+        path.read_text().replace(
+            "    category: indication\n", "    category: indication\n    severity: high\n"
+        )
+    )
     with pytest.raises(PackError) as info:
         KnowledgeBase.load(pack)
     problems = [p for p in info.value.problems if p.severity == "error"]
@@ -212,8 +219,12 @@ def test_every_pack_error_is_reported_at_once(tmp_path: Path):
     path = pack / "rules" / "4-mood.yaml"
     text = path.read_text()
     text = text.replace("when: {condition: acute-mania}", "when: {condition: acute-manai}")
-    text = text.replace("quote: Clonazepam is also effective", "quote: Clonazepam is always effective")
-    text = text.replace("basis: clinical-experience", "basis: clinical-experience\n    caveats: [third-lien]")
+    text = text.replace(
+        "quote: Clonazepam is also effective", "quote: Clonazepam is always effective"
+    )
+    text = text.replace(
+        "basis: clinical-experience", "basis: clinical-experience\n    caveats: [third-lien]"
+    )
     path.write_text(text)
     dup = pack / "rules" / "6-dup.yaml"
     dup.write_text((pack / "rules" / "4-mood.yaml").read_text())
@@ -229,8 +240,11 @@ def test_every_pack_error_is_reported_at_once(tmp_path: Path):
 def test_duplicate_yaml_keys_are_errors(tmp_path: Path):
     pack = _copy_pack(tmp_path)
     path = pack / "rules" / "4-mood.yaml"
-    path.write_text(path.read_text().replace("    category: indication\n",
-                                             "    category: indication\n    category: limitation\n"))
+    path.write_text(
+        path.read_text().replace(
+            "    category: indication\n", "    category: indication\n    category: limitation\n"
+        )
+    )
     with pytest.raises(PackError) as info:
         KnowledgeBase.load(pack)
     (p,) = [p for p in info.value.problems if p.severity == "error"]

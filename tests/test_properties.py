@@ -18,12 +18,37 @@ from engine.evaluate import run
 
 KB = load_knowledge_base()
 NAMES = sorted({n for c in KB.vocabulary.concepts.values() for n in (c.label, *c.synonyms)})
-CONDITION_NAMES = [n for n in NAMES if KB.vocabulary.lookup_text(n).concept in
-                   {c.id for c in KB.vocabulary.concepts.values() if c.kind == "condition"}]
+CONDITION_NAMES = [
+    n
+    for n in NAMES
+    if KB.vocabulary.lookup_text(n).concept
+    in {c.id for c in KB.vocabulary.concepts.values() if c.kind == "condition"}
+]
 DRUG_NAMES = [n for n in NAMES if n not in CONDITION_NAMES]
-ICD = ["G40.A09", "G40A09", "G40.812", "F41.0", "F40.01", "F40.11", "F41.1", "F41.9", "G47.52",
-       "G47.63", "G25.71", "F30.10", "F30.3", "G25.3", "G25.81", "G40.909", "R56.9", "I10",
-       "G47.00", "F31.9", "G40.A99", "Z99.999"]
+ICD = [
+    "G40.A09",
+    "G40A09",
+    "G40.812",
+    "F41.0",
+    "F40.01",
+    "F40.11",
+    "F41.1",
+    "F41.9",
+    "G47.52",
+    "G47.63",
+    "G25.71",
+    "F30.10",
+    "F30.3",
+    "G25.3",
+    "G25.81",
+    "G40.909",
+    "R56.9",
+    "I10",
+    "G47.00",
+    "F31.9",
+    "G40.A99",
+    "Z99.999",
+]
 
 
 def casing(text: str) -> st.SearchStrategy[str]:
@@ -40,8 +65,9 @@ drug_item = st.one_of(
     st.sampled_from(["N03AB02", "N05BA01", "N03AE01"]).map(lambda c: {"code": c, "system": "ATC"}),
     st.sampled_from(["aspirin", "Xanaks"]),
 )
-ages = st.one_of(st.integers(0, 130), st.sampled_from([17, 17.99, 18, 18.0]),
-                 st.floats(0, 130, allow_nan=False))
+ages = st.one_of(
+    st.integers(0, 130), st.sampled_from([17, 17.99, 18, 18.0]), st.floats(0, 130, allow_nan=False)
+)
 therapies = st.fixed_dictionaries(
     {},
     optional={
@@ -64,17 +90,22 @@ scenarios = st.fixed_dictionaries(
 )
 junk = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 mangled = st.one_of(
     junk,
     scenarios,
-    st.tuples(scenarios, st.sampled_from(["id", "patient", "conditions", "medications", "therapy",
-                                          "extra"]), junk).map(lambda t: {**t[0], t[1]: t[2]}),
-    st.tuples(therapies, st.sampled_from(["intent", "line", "dose", "duration_years"]),
-              junk).map(lambda t: {"therapy": {**t[0], t[1]: t[2]}}),
+    st.tuples(
+        scenarios,
+        st.sampled_from(["id", "patient", "conditions", "medications", "therapy", "extra"]),
+        junk,
+    ).map(lambda t: {**t[0], t[1]: t[2]}),
+    st.tuples(therapies, st.sampled_from(["intent", "line", "dose", "duration_years"]), junk).map(
+        lambda t: {"therapy": {**t[0], t[1]: t[2]}}
+    ),
 )
 
 
@@ -115,14 +146,25 @@ def test_a_previous_evaluation_leaves_nothing_behind(a, b):
 def test_eight_threads_agree_with_one():
     rng = random.Random(5)
     cases = [synthetic.scenario(rng, KB) for _ in range(400)]
-    cases += [{"conditions": [n], "patient": {"age": rng.randint(0, 90)},
-               "therapy": {"intent": rng.choice(["acute", "long-term"]),
-                           "duration_years": rng.randint(0, 6)}} for n in CONDITION_NAMES]
+    cases += [
+        {
+            "conditions": [n],
+            "patient": {"age": rng.randint(0, 90)},
+            "therapy": {
+                "intent": rng.choice(["acute", "long-term"]),
+                "duration_years": rng.randint(0, 6),
+            },
+        }
+        for n in CONDITION_NAMES
+    ]
     expected = [evaluate(c, include_background=i % 3 == 0) for i, c in enumerate(cases)]
     with ThreadPoolExecutor(8) as executor:
         for _ in range(3):
-            got = list(executor.map(
-                lambda ic: evaluate(ic[1], include_background=ic[0] % 3 == 0), enumerate(cases)))
+            got = list(
+                executor.map(
+                    lambda ic: evaluate(ic[1], include_background=ic[0] % 3 == 0), enumerate(cases)
+                )
+            )
             assert got == expected
 
 

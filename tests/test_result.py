@@ -66,18 +66,26 @@ def test_statement_carries_caveats_quote_and_reasons():
 
 
 def test_missing_facts_make_rules_undetermined_not_false():
-    result = evaluate({"conditions": ["epilepsy", "panic disorder"],
-                       "therapy": {"intent": "long-term"}})
+    result = evaluate(
+        {"conditions": ["epilepsy", "panic disorder"], "therapy": {"intent": "long-term"}}
+    )
     undetermined = {u.rule: u.needs for u in result.undetermined}
     assert undetermined["epilepsy-children"] == ["patient.age"]
     assert undetermined["panic-long-term-up-to-three-years"] == ["therapy.duration_years"]
     assert "epilepsy-children" not in result.rules()
     # once given, the same rules are decided
-    decided = evaluate({"conditions": ["epilepsy", "panic disorder"], "patient": {"age": 30},
-                        "therapy": {"intent": "long-term", "duration_years": 2}})
+    decided = evaluate(
+        {
+            "conditions": ["epilepsy", "panic disorder"],
+            "patient": {"age": 30},
+            "therapy": {"intent": "long-term", "duration_years": 2},
+        }
+    )
     assert "panic-long-term-up-to-three-years" in decided.rules()
-    assert not {u.rule for u in decided.undetermined} & {"epilepsy-children",
-                                                         "panic-long-term-up-to-three-years"}
+    assert not {u.rule for u in decided.undetermined} & {
+        "epilepsy-children",
+        "panic-long-term-up-to-three-years",
+    }
 
 
 def test_undetermined_lists_only_the_facts_that_matter():
@@ -94,9 +102,12 @@ def test_background_statements_only_on_request():
     plain = evaluate({"conditions": ["RLS"]})
     assert not {"class-benzodiazepine", "taken-by-mouth"} & set(plain.rules())
     full = evaluate({"conditions": ["RLS"]}, include_background=True)
-    assert {"class-benzodiazepine", "taken-by-mouth", "onset-and-duration", "mechanism-gaba"} <= set(
-        full.rules()
-    )
+    assert {
+        "class-benzodiazepine",
+        "taken-by-mouth",
+        "onset-and-duration",
+        "mechanism-gaba",
+    } <= set(full.rules())
     assert full.background_included and not plain.background_included
     assert [s for s in full.statements if s.rule in plain.rules()] == plain.statements
 
@@ -122,8 +133,9 @@ def test_shuffled_lists_give_an_identical_result():
 
 
 def test_silence_is_never_empty_handed():
-    result = evaluate({"conditions": ["insomnia", "restles legs", {"code": "I10",
-                                                                   "system": "ICD-10-CM"}]})
+    result = evaluate(
+        {"conditions": ["insomnia", "restles legs", {"code": "I10", "system": "ICD-10-CM"}]}
+    )
     assert result.statements == []
     assert [n.input for n in result.not_covered] == ["I10 (ICD-10-CM)", "insomnia"]
     assert [u.input for u in result.unrecognized] == ["restles legs"]

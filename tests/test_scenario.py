@@ -23,8 +23,13 @@ def test_a_full_scenario_validates():
             "patient": {"age": 9},
             "conditions": ["restless legs syndrome", {"code": "G25.81", "system": "ICD-10-CM"}],
             "medications": ["phenytoin", "Valium"],
-            "therapy": {"intent": "long-term", "duration_years": 2, "line": 3, "dose": "low",
-                        "response": "transient"},
+            "therapy": {
+                "intent": "long-term",
+                "duration_years": 2,
+                "line": 3,
+                "dose": "low",
+                "response": "transient",
+            },
         }
     )
     assert s.patient.age == 9 and s.therapy.line == 3 and len(s.conditions) == 2
