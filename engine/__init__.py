@@ -4,6 +4,7 @@ from engine import evaluate
 result = evaluate({"conditions": ["restless legs syndrome"], "therapy": {"line": 3}})
 """
 
+from .batch import evaluate_many
 from .errors import CaveatError, CompileError, EngineError, PackError, ScenarioError
 from .evaluate import evaluate
 from .knowledge_base import KnowledgeBase, load_knowledge_base
@@ -20,6 +21,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "evaluate",
+    "evaluate_many",
     "load_knowledge_base",
     "load_scenario",
     "parse_scenario",

@@ -161,13 +161,15 @@ class CaseEntry(BaseModel):
     line: int | None = None
     data: Any = None
     error: str | None = None
+    raw: bool = Field(default=False, description="data is a JSON Lines record not yet parsed")
+    listed: bool = Field(default=False, description="one of several cases in its file")
 
     @property
     def name(self) -> str:
         case_id = self.data.get("id") if isinstance(self.data, dict) else None
         if isinstance(case_id, str) and case_id:
             return case_id
-        return f"{self.path}#{self.index + 1}" if self.index or self.line else self.path
+        return f"{self.path}#{self.index + 1}" if self.listed else self.path
 
 
 def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str]:
@@ -183,12 +185,16 @@ def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str]:
             yield p
 
 
-def read_cases(paths: Sequence[str | Path], stdin: TextIO | None = None) -> Iterator[CaseEntry]:
+def read_cases(
+    paths: Sequence[str | Path], stdin: TextIO | None = None, *, parse_json_lines: bool = True
+) -> Iterator[CaseEntry]:
     """Every case in the given files and directories, streamed: a JSON Lines file is read line by
-    line, so its size does not matter. Unreadable input becomes an entry with an error."""
+    line, so its size does not matter. Unreadable input becomes an entry with an error. Without
+    `parse_json_lines`, JSON Lines records are left as text (`raw`) for `parse_entry`."""
     for path in case_files(paths):
         if path == "-":
-            yield from _jsonl(stdin if stdin is not None else sys.stdin, "<stdin>")
+            handle = stdin if stdin is not None else sys.stdin
+            yield from _jsonl(handle, "<stdin>", parse_json_lines)
             continue
         assert isinstance(path, Path)
         name = str(path)
@@ -198,7 +204,7 @@ def read_cases(paths: Sequence[str | Path], stdin: TextIO | None = None) -> Iter
         if path.suffix == ".jsonl":
             try:
                 with path.open(encoding="utf-8") as handle:
-                    yield from _jsonl(handle, name)
+                    yield from _jsonl(handle, name, parse_json_lines)
             except (OSError, UnicodeDecodeError) as exc:
                 yield CaseEntry(path=name, index=0, error=f"{name}: cannot read: {exc}")
             continue
@@ -213,30 +219,34 @@ def read_cases(paths: Sequence[str | Path], stdin: TextIO | None = None) -> Iter
             marks = getattr(data, "item_marks", None)
             for i, item in enumerate(data):
                 line = marks[i].line if marks else None
-                yield CaseEntry(path=name, index=i, line=line, data=item)
+                yield CaseEntry(path=name, index=i, line=line, data=item, listed=True)
         elif data is None:
             yield CaseEntry(path=name, index=0, error=f"{name}: the file is empty")
         else:
             yield CaseEntry(path=name, index=0, line=1, data=data)
 
 
-def _jsonl(handle: TextIO, name: str) -> Iterator[CaseEntry]:
+def _jsonl(handle: TextIO, name: str, parse: bool) -> Iterator[CaseEntry]:
     index = 0
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield CaseEntry(
-                path=name,
-                index=index,
-                line=number,
-                error=f"{name}:{number}:{exc.colno}: not valid JSON: {exc.msg}",
-            )
-        else:
-            yield CaseEntry(path=name, index=index, line=number, data=data)
+        entry = CaseEntry(path=name, index=index, line=number, data=line, raw=True, listed=True)
+        yield parse_entry(entry) if parse else entry
         index += 1
+
+
+def parse_entry(entry: CaseEntry) -> CaseEntry:
+    """Parse a raw JSON Lines record (a no-op for anything else)."""
+    if not entry.raw:
+        return entry
+    where = dict(path=entry.path, index=entry.index, line=entry.line, listed=entry.listed)
+    try:
+        data = json.loads(entry.data)
+    except json.JSONDecodeError as exc:
+        at = f"{entry.path}:{entry.line}:{exc.colno}"
+        return CaseEntry(**where, error=f"{at}: not valid JSON: {exc.msg}")
+    return CaseEntry(**where, data=data)
 
 
 # -- running a case ------------------------------------------------------------------------------
@@ -255,6 +265,7 @@ class Outcome(BaseModel):
 
 def run_case(kb: KnowledgeBase, entry: CaseEntry, include_background: bool = False) -> Outcome:
     """Evaluate one case and hold it to its expectations; never raises for bad input."""
+    entry = parse_entry(entry)
     base = {"case": entry.name, "path": entry.path, "line": entry.line}
     if entry.error is not None:
         return Outcome(**base, status="error", problems=[entry.error])

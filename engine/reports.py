@@ -1,0 +1,395 @@
+"""Batch reports: JSON Lines and JSON for programs; a table, Markdown and one HTML file for people.
+
+A report is written in one pass: each case's record is added as it arrives (in input order), and
+the summary is written at the end. Memory stays bounded: the per-case detail a human report keeps
+(failures, errors and the rows of the case × rule matrix) is capped, and the report says so.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .batch import Record
+from .knowledge_base import KnowledgeBase
+from .render import DISCLAIMER
+
+FORMATS = ("table", "jsonl", "json", "markdown", "html")
+SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".json": "json",
+    ".md": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "table",
+}
+
+
+@dataclass
+class Row:
+    case: str
+    path: str
+    line: int | None
+    status: str
+    problems: list[str]
+    applied: dict[str, tuple[str, ...]]
+    undetermined: list[str]
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+
+@dataclass
+class Summary:
+    """Counts over every case, and the detail a person reads, capped."""
+
+    kb: KnowledgeBase
+    max_rows: int = 2000
+    max_listed: int = 1000
+    cases: int = 0
+    status: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    rules: Counter[str] = field(default_factory=Counter)
+    undetermined: Counter[str] = field(default_factory=Counter)
+    caveats: Counter[str] = field(default_factory=Counter)
+    failures: list[Row] = field(default_factory=list)
+    errors: list[Row] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    interrupted: bool = False
+
+    def add(self, record: Record) -> None:
+        self.cases += 1
+        self.status[record.status] += 1
+        for rule, category, caveats in record.applied:
+            self.categories[category] += 1
+            self.rules[rule] += 1
+            self.caveats.update(caveats)
+        self.undetermined.update(record.undetermined)
+        row = Row(
+            case=record.case,
+            path=record.path,
+            line=record.line,
+            status=record.status,
+            problems=record.problems,
+            applied={rule: caveats for rule, _, caveats in record.applied},
+            undetermined=record.undetermined,
+        )
+        if record.status == "fail" and len(self.failures) < self.max_listed:
+            self.failures.append(row)
+        elif record.status == "error" and len(self.errors) < self.max_listed:
+            self.errors.append(row)
+        if len(self.rows) < self.max_rows:
+            self.rows.append(row)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all met their expectations, 1 an expectation failed, 2 some input was bad."""
+        if self.status["error"]:
+            return 2
+        if self.status["fail"]:
+            return 1
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cases": self.cases,
+            "passed": self.status["pass"],
+            "failed": self.status["fail"],
+            "errors": self.status["error"],
+            "evaluated": self.status["evaluated"],
+            "interrupted": self.interrupted,
+            "knowledge_base": self.kb.ref.model_dump(),
+            "statements_by_category": dict(sorted(self.categories.items())),
+            "rules": {r: self.rules[r] for r in sorted(self.rules)},
+            "undetermined": {r: self.undetermined[r] for r in sorted(self.undetermined)},
+            "caveats": {c: self.caveats[c] for c in sorted(self.caveats)},
+        }
+
+    def counts_line(self) -> str:
+        return (
+            f"{self.cases} cases: {self.status['pass']} passed, {self.status['fail']} failed, "
+            f"{self.status['error']} errors, {self.status['evaluated']} evaluated without "
+            "expectations" + (" (interrupted)" if self.interrupted else "")
+        )
+
+    def actual(self, row: Row) -> str:
+        applied = ", ".join(row.applied) or "none"
+        undetermined = ", ".join(row.undetermined) or "none"
+        return f"actual: applies [{applied}]; undetermined [{undetermined}]"
+
+
+class Writer:
+    """Writes records as they come, and the summary at the end."""
+
+    def __init__(self, out: TextIO, kb: KnowledgeBase) -> None:
+        self.out = out
+        self.kb = kb
+
+    def add(self, record: Record) -> None:
+        pass
+
+    def end(self, summary: Summary) -> None:
+        pass
+
+
+class JsonlWriter(Writer):
+    def add(self, record: Record) -> None:
+        self.out.write(record.json_line)
+        self.out.write("\n")
+
+
+class JsonWriter(Writer):
+    def __init__(self, out: TextIO, kb: KnowledgeBase) -> None:
+        super().__init__(out, kb)
+        self.first = True
+        out.write('{"cases": [\n')
+
+    def add(self, record: Record) -> None:
+        if not self.first:
+            self.out.write(",\n")
+        self.first = False
+        self.out.write(record.json_line)
+
+    def end(self, summary: Summary) -> None:
+        self.out.write('\n],\n"summary": ')
+        self.out.write(json.dumps(summary.to_dict(), indent=1))
+        self.out.write("}\n")
+
+
+def _category_label(kb: KnowledgeBase, category: str) -> str:
+    return kb.categories[category].label if category in kb.categories else category
+
+
+class TableWriter(Writer):
+    def __init__(self, out: TextIO, kb: KnowledgeBase, console: Console | None = None) -> None:
+        super().__init__(out, kb)
+        self.console = console or Console(file=out, width=120, highlight=False)
+
+    def end(self, s: Summary) -> None:
+        c = self.console
+        ref = self.kb.ref
+        c.print(f"[bold]Batch report[/] pack {ref.id} {ref.version} ({ref.digest[:12]})")
+        c.print(s.counts_line(), style="bold red" if s.exit_code else "bold green")
+        for title, rows in (("Failures", s.failures), ("Errors", s.errors)):
+            if not rows:
+                continue
+            total = s.status["fail" if title == "Failures" else "error"]
+            table = Table(title=f"{title} ({total})", title_justify="left", show_lines=True)
+            table.add_column("case")
+            table.add_column("where")
+            table.add_column("expected vs actual" if title == "Failures" else "problem")
+            for row in rows:
+                detail = "\n".join(row.problems)
+                if title == "Failures":
+                    detail += "\n" + s.actual(row)
+                table.add_row(Text(row.case), Text(row.where), Text(detail))
+            c.print(table)
+        table = Table(title="Statements by category", title_justify="left")
+        table.add_column("category")
+        table.add_column("statements", justify="right")
+        for category, n in s.categories.most_common():
+            table.add_row(_category_label(self.kb, category), str(n))
+        c.print(table)
+        table = Table(title="Rules", title_justify="left")
+        table.add_column("rule")
+        table.add_column("applied", justify="right")
+        table.add_column("undetermined", justify="right")
+        for rule in self.kb.rules:
+            if s.rules[rule.id] or s.undetermined[rule.id]:
+                table.add_row(rule.id, str(s.rules[rule.id]), str(s.undetermined[rule.id]))
+        c.print(table)
+        if s.caveats:
+            table = Table(title="Caveats", title_justify="left")
+            table.add_column("caveat")
+            table.add_column("times", justify="right")
+            for code, n in s.caveats.most_common():
+                table.add_row(code, str(n))
+            c.print(table)
+        c.print(DISCLAIMER, style="dim")
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+class MarkdownWriter(Writer):
+    def end(self, s: Summary) -> None:
+        ref = self.kb.ref
+        w = self.out.write
+        w(f"# Batch report: {ref.id} {ref.version}\n\n")
+        w(f"Pack digest `{ref.digest}`.\n\n")
+        w("| cases | passed | failed | errors | evaluated |\n|---:|---:|---:|---:|---:|\n")
+        w(
+            f"| {s.cases} | {s.status['pass']} | {s.status['fail']} | {s.status['error']} | "
+            f"{s.status['evaluated']} |\n\n"
+        )
+        if s.interrupted:
+            w("**Interrupted:** the counts cover the cases done before the run was stopped.\n\n")
+        for title, rows, key in (("Failures", s.failures, "fail"), ("Errors", s.errors, "error")):
+            if not rows:
+                continue
+            w(f"## {title} ({s.status[key]})\n\n")
+            for row in rows:
+                w(f"### `{row.case}` ({row.where})\n\n")
+                for problem in row.problems:
+                    w(f"- {_md(problem)}\n")
+                if key == "fail":
+                    w(f"- {_md(s.actual(row))}\n")
+                w("\n")
+            if s.status[key] > len(rows):
+                w(f"_{s.status[key] - len(rows)} more not listed._\n\n")
+        w("## Statements by category\n\n| category | statements |\n|---|---:|\n")
+        for category, n in s.categories.most_common():
+            w(f"| {_md(_category_label(self.kb, category))} | {n} |\n")
+        w("\n## Rules\n\n| rule | applied | undetermined |\n|---|---:|---:|\n")
+        for rule in self.kb.rules:
+            if s.rules[rule.id] or s.undetermined[rule.id]:
+                w(f"| `{rule.id}` | {s.rules[rule.id]} | {s.undetermined[rule.id]} |\n")
+        w("\n## Caveats\n\n| caveat | times |\n|---|---:|\n")
+        for code, n in s.caveats.most_common():
+            w(f"| `{code}` | {n} |\n")
+        w(f"\n_{DISCLAIMER}_\n")
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#1d1d1f}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}
+th,td{border:1px solid #d0d0d7;padding:.25rem .5rem;vertical-align:top;text-align:left}
+th{background:#f3f3f6}td.n{text-align:right}
+.counts td{font-size:1.2rem;text-align:center}.bad{color:#b00020}.good{color:#0a7a32}
+.fail{background:#fdecee}.error{background:#fff4e0}
+.matrix{font-size:12px}.matrix th.rule{writing-mode:vertical-rl;transform:rotate(180deg);
+white-space:nowrap;max-height:16rem}
+.matrix td.cell{text-align:center;min-width:1.4rem;cursor:help}
+.matrix td.applied{background:#e3f4e8}.matrix td.maybe{background:#f1ecfa;color:#5b3d99}
+.cav{display:block;font-size:10px;color:#8a5a00}
+.note{color:#666}code{background:#f3f3f6;padding:0 .2rem}
+"""
+
+
+def _h(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+class HtmlWriter(Writer):
+    """One self-contained page: no network, no external assets; the quote shows on hover."""
+
+    def end(self, s: Summary) -> None:
+        kb, ref = self.kb, self.kb.ref
+        parts: list[str] = []
+        add = parts.append
+        add('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n')
+        add(f"<title>Batch report: {_h(ref.id)} {_h(ref.version)}</title>\n")
+        add(f"<style>{_CSS}</style>\n</head>\n<body>\n")
+        add(f"<h1>Batch report: {_h(ref.id)} {_h(ref.version)}</h1>\n")
+        add(f'<p class="note">Pack digest <code>{_h(ref.digest)}</code>. {_h(DISCLAIMER)}</p>\n')
+        cls = "bad" if s.exit_code else "good"
+        add(
+            '<table class="counts"><tr><th>cases</th><th>passed</th><th>failed</th>'
+            "<th>errors</th><th>evaluated</th></tr>\n"
+        )
+        add(
+            f'<tr class="{cls}"><td>{s.cases}</td><td>{s.status["pass"]}</td>'
+            f"<td>{s.status['fail']}</td><td>{s.status['error']}</td>"
+            f"<td>{s.status['evaluated']}</td></tr></table>\n"
+        )
+        if s.interrupted:
+            add(
+                '<p class="bad">Interrupted: the report covers the cases done before the run '
+                "was stopped.</p>\n"
+            )
+        for title, rows, key in (("Failures", s.failures, "fail"), ("Errors", s.errors, "error")):
+            if not rows:
+                continue
+            add(
+                f"<h2>{title} ({s.status[key]})</h2>\n<table>\n<tr><th>case</th><th>where</th>"
+                f"<th>{'expected vs actual' if key == 'fail' else 'problem'}</th></tr>\n"
+            )
+            for row in rows:
+                lines = list(row.problems) + ([s.actual(row)] if key == "fail" else [])
+                detail = "<br/>".join(_h(p) for p in lines)
+                add(
+                    f'<tr class="{key}"><td><a href="#case-{_h(row.case)}">{_h(row.case)}'
+                    f"</a></td><td>{_h(row.where)}</td><td>{detail}</td></tr>\n"
+                )
+            add("</table>\n")
+            if s.status[key] > len(rows):
+                add(f'<p class="note">{s.status[key] - len(rows)} more not listed.</p>\n')
+        self._matrix(s, add)
+        add("<h2>Statements by category</h2>\n")
+        add("<table><tr><th>category</th><th>statements</th></tr>\n")
+        for category, n in s.categories.most_common():
+            add(f'<tr><td>{_h(_category_label(kb, category))}</td><td class="n">{n}</td></tr>\n')
+        add(
+            "</table>\n<h2>Rules</h2>\n<table><tr><th>rule</th><th>statement</th><th>applied</th>"
+            "<th>undetermined</th></tr>\n"
+        )
+        for rule in kb.rules:
+            add(
+                f"<tr><td><code>{_h(rule.id)}</code></td><td>{_h(rule.statement)}</td>"
+                f'<td class="n">{s.rules[rule.id]}</td>'
+                f'<td class="n">{s.undetermined[rule.id]}</td></tr>\n'
+            )
+        add(
+            "</table>\n<h2>Caveats</h2>\n<table><tr><th>caveat</th><th>meaning</th><th>times</th>"
+            "</tr>\n"
+        )
+        for code, n in s.caveats.most_common():
+            meaning = kb.caveats[code].meaning if code in kb.caveats else ""
+            add(
+                f"<tr><td><code>{_h(code)}</code></td><td>{_h(meaning)}</td>"
+                f'<td class="n">{n}</td></tr>\n'
+            )
+        add("</table>\n</body>\n</html>\n")
+        self.out.write("".join(parts))
+
+    def _matrix(self, s: Summary, add: Any) -> None:
+        kb = self.kb
+        rules = [r for r in kb.rules if not r.background or s.rules[r.id]]
+        order = {"fail": 0, "error": 1}
+        rows = sorted(s.rows, key=lambda r: order.get(r.status, 2))  # failures first
+        add(
+            '<h2>Cases × rules</h2>\n<p class="note">✓ applied (caveats below it), ? '
+            "undetermined. Hover a cell or a rule for the quote."
+        )
+        if s.cases > len(s.rows):
+            add(f" The matrix shows the first {len(s.rows)} of {s.cases} cases.")
+        add('</p>\n<table class="matrix">\n<tr><th>case</th><th>status</th>')
+        for rule in rules:
+            tip = f"{rule.statement}\n“{rule.evidence.quote}”"
+            add(f'<th class="rule" title="{_h(tip)}">{_h(rule.id)}</th>')
+        add("</tr>\n")
+        for row in rows:
+            add(
+                f'<tr class="{_h(row.status)}" id="case-{_h(row.case)}">'
+                f'<td title="{_h(row.where)}">{_h(row.case)}</td><td>{_h(row.status)}</td>'
+            )
+            for rule in rules:
+                quote = f"{rule.id}: “{rule.evidence.quote}”"
+                if rule.id in row.applied:
+                    cav = "".join(f'<span class="cav">{_h(c)}</span>' for c in row.applied[rule.id])
+                    add(f'<td class="cell applied" title="{_h(quote)}">✓{cav}</td>')
+                elif rule.id in row.undetermined:
+                    add(f'<td class="cell maybe" title="{_h(quote)} (undetermined)">?</td>')
+                else:
+                    add('<td class="cell"></td>')
+            add("</tr>\n")
+        add("</table>\n")
+
+
+WRITERS: dict[str, type[Writer]] = {
+    "jsonl": JsonlWriter,
+    "json": JsonWriter,
+    "table": TableWriter,
+    "markdown": MarkdownWriter,
+    "html": HtmlWriter,
+}

@@ -1,0 +1,252 @@
+"""`caveat batch` and `evaluate_many`: streamed, ordered, parallel, never stopped by bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from itertools import islice
+from pathlib import Path
+
+import pytest
+from conftest import CASES, REPO
+
+from engine import evaluate, load_knowledge_base
+from engine.batch import CHUNK, WINDOW, evaluate_many, run_parallel
+from engine.cases import read_cases
+from engine.cli import atomic_output, main
+
+
+def caveat(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_case_library_passes():
+    proc = caveat("batch", "fixtures/cases", "--format", "table")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    count = len(list(read_cases([CASES])))
+    assert f"{count} cases: {count} passed, 0 failed, 0 errors" in proc.stderr
+
+
+def test_parallel_and_serial_give_identical_output(tmp_path: Path):
+    serial, parallel = tmp_path / "serial.jsonl", tmp_path / "parallel.jsonl"
+    assert main(["batch", str(CASES), "--workers", "1", "--out", str(serial), "--quiet"]) == 0
+    assert main(["batch", str(CASES), "--workers", "2", "--out", str(parallel), "--quiet"]) == 0
+    assert serial.read_bytes() == parallel.read_bytes()
+    records = jsonl(serial)
+    assert [r["case"] for r in records] == [e.name for e in read_cases([CASES])]
+    assert {r["status"] for r in records} == {"pass"}
+
+
+def test_order_is_kept_with_many_small_chunks():
+    kb = load_knowledge_base()
+    names = ["RLS", "epilepsy", "panic disorder", "bruxism", "akathisia", "insomnia", "x"]
+    items = [{"id": f"c{i}", "conditions": [names[i % len(names)]]} for i in range(500)]
+    got = list(run_parallel(items, kb=kb, workers=2, chunk_size=3))
+    assert [r.case for r in got] == [f"c{i}" for i in range(500)]
+    for item, record in zip(items, got, strict=True):
+        expected = evaluate(item).model_dump(mode="json")
+        assert json.loads(record.json_line)["result"] == expected
+
+
+def test_input_is_read_ahead_only_a_bounded_amount():
+    consumed = 0
+
+    def cases():
+        nonlocal consumed
+        for i in range(100_000):
+            consumed += 1
+            yield {"id": str(i), "conditions": ["RLS"]}
+
+    stream = run_parallel(cases(), kb=load_knowledge_base(), workers=2)
+    first = list(islice(stream, 10))
+    assert [r.case for r in first] == [str(i) for i in range(10)]
+    assert consumed <= (2 * WINDOW + 2) * CHUNK
+    stream.close()
+
+
+def test_a_bad_file_among_good_ones_is_reported_and_the_rest_runs(tmp_path: Path):
+    (tmp_path / "a-good.yaml").write_text("id: good\nconditions: [RLS]\n")
+    (tmp_path / "b-bad.yaml").write_text("conditions: [RLS\n")
+    (tmp_path / "c-invalid.json").write_text('{"id": "invalid", "patient": {"age": "nine"}}')
+    (tmp_path / "d-lines.jsonl").write_text(
+        '{"id": "l1", "conditions": ["bruxism"]}\n{oops\n\n'
+        '{"id": "l3", "conditions": ["akathisia"]}\n'
+    )
+    (tmp_path / "e-unreadable.yaml").write_bytes(b"\xff\xfe\x00bad")
+    out = tmp_path / "report.jsonl"
+    proc = caveat("batch", str(tmp_path), "--out", str(out), "--workers", "2")
+    assert proc.returncode == 2
+    records = {r["case"]: r for r in jsonl(out)}
+    assert records["good"]["status"] == "evaluated"
+    assert records["l1"]["status"] == "evaluated" and records["l3"]["status"] == "evaluated"
+    bad = records[str(tmp_path / "b-bad.yaml")]
+    assert (
+        bad["status"] == "error"
+        and f"{tmp_path / 'b-bad.yaml'}:2:1: not valid YAML" in (bad["problems"][0])
+    )
+    assert records["invalid"]["status"] == "error"
+    assert "patient.age" in records["invalid"]["problems"][0]
+    broken_line = records[f"{tmp_path / 'd-lines.jsonl'}#2"]
+    assert (
+        broken_line["line"] == 2
+        and "d-lines.jsonl:2:2: not valid JSON" in (broken_line["problems"][0])
+    )
+    assert records[str(tmp_path / "e-unreadable.yaml")]["status"] == "error"
+    assert len(records) == 7
+
+
+def test_exit_codes(tmp_path: Path):
+    good = tmp_path / "good.yaml"
+    good.write_text("conditions: [RLS]\nexpect: {applies: [rls-third-line]}\n")
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(
+        "conditions: [RLS]\nexpect: {applies: [acute-mania], not_applies: [rls-third-line]}\n"
+    )
+    expected_error = tmp_path / "expected-error.yaml"
+    expected_error.write_text("patient: {age: -3}\nexpect: {error: true}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("patient: {age: -3}\n")
+    assert (
+        main(
+            ["batch", str(good), str(expected_error), "--quiet", "--out", str(tmp_path / "1.jsonl")]
+        )
+        == 0
+    )
+    assert (
+        main(["batch", str(good), str(failing), "--quiet", "--out", str(tmp_path / "2.jsonl")]) == 1
+    )
+    assert (
+        main(
+            [
+                "batch",
+                str(good),
+                str(failing),
+                str(bad),
+                "--quiet",
+                "--out",
+                str(tmp_path / "3.jsonl"),
+            ]
+        )
+        == 2
+    )
+    (record,) = [r for r in jsonl(tmp_path / "2.jsonl") if r["status"] == "fail"]
+    assert record["problems"] == [
+        "expected acute-mania to apply; it does not apply",
+        "expected rls-third-line not to apply; it applies",
+    ]
+
+
+def test_a_failure_shows_expected_against_actual(tmp_path: Path):
+    case = tmp_path / "failing.yaml"
+    case.write_text("id: wrong\nconditions: [RLS]\nexpect: {applies: [acute-mania]}\n")
+    proc = caveat("batch", str(case), "--format", "markdown")
+    assert proc.returncode == 1
+    assert "### `wrong`" in proc.stdout
+    assert "expected acute-mania to apply; it does not apply" in proc.stdout
+    assert "actual: applies [rls-third-line]; undetermined [rls-before-third-line]" in proc.stdout
+
+
+def test_jsonl_from_standard_input():
+    lines = "\n".join(json.dumps({"id": f"s{i}", "conditions": ["RLS"]}) for i in range(5))
+    proc = caveat("batch", "-", "--format", "jsonl", stdin=lines + "\n")
+    assert proc.returncode == 0
+    assert [json.loads(x)["case"] for x in proc.stdout.splitlines()] == [f"s{i}" for i in range(5)]
+
+
+def test_json_report_has_cases_and_summary(tmp_path: Path):
+    out = tmp_path / "r.json"
+    assert main(["batch", str(CASES / "panic.yaml"), "--out", str(out), "--quiet"]) == 0
+    data = json.loads(out.read_text())
+    assert len(data["cases"]) == data["summary"]["cases"] == data["summary"]["passed"]
+    assert data["summary"]["rules"]["indication-panic-disorder"] > 0
+    assert data["summary"]["knowledge_base"]["id"] == "clonazepam"
+
+
+def test_html_is_one_well_formed_self_contained_page(tmp_path: Path):
+    failing = tmp_path / "failing.yaml"
+    failing.write_text("id: failing-case\nconditions: [RLS]\nexpect: {applies: [acute-mania]}\n")
+    out = tmp_path / "r.html"
+    assert main(["batch", str(CASES), str(failing), "--out", str(out), "--quiet"]) == 1
+    text = out.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    root = ET.fromstring(text.split("\n", 1)[1])  # well-formed: parses as XML
+    assert "http" not in " ".join(e.get("src", "") + e.get("href", "") for e in root.iter())
+    assert not [e for e in root.iter() if e.tag in ("script", "link", "img")]
+    kb = load_knowledge_base()
+    matrix = next(t for t in root.iter("table") if t.get("class") == "matrix")
+    header = [th.text for th in matrix.find("tr") if th.get("class") == "rule"]
+    assert header == [r.id for r in kb.rules if not r.background]
+    rows = [tr.get("id") for tr in matrix.findall("tr")[1:]]
+    assert rows[0] == "case-failing-case"  # failures first
+    assert sorted(rows) == sorted(f"case-{e.name}" for e in read_cases([CASES, failing]))
+    cell = next(td for td in matrix.iter("td") if "applied" in (td.get("class") or ""))
+    assert "“" in cell.get("title")  # the quote, on hover
+
+
+def test_the_output_file_is_replaced_only_when_complete(tmp_path: Path):
+    target = tmp_path / "report.jsonl"
+    target.write_text("a good report\n")
+    with pytest.raises(RuntimeError), atomic_output(str(target)) as out:
+        out.write("half a rep")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "a good report\n"
+    assert os.listdir(tmp_path) == ["report.jsonl"]
+    with atomic_output(str(target)) as out:
+        out.write("new\n")
+    assert target.read_text() == "new\n"
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_the_old_report(tmp_path: Path):
+    big = tmp_path / "big.jsonl"
+    big.write_text(
+        "".join(
+            json.dumps({"id": f"c{i}", "conditions": ["RLS", "panic disorder"]}) + "\n"
+            for i in range(300_000)
+        )
+    )
+    target = tmp_path / "report.jsonl"
+    target.write_text("a good report\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "batch", str(big), "--out", str(target), "--workers", "2"],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(4)
+    assert proc.poll() is None, "the run should still be going"
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the whole group
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "cases:" in stderr
+    assert target.read_text() == "a good report\n"
+    assert sorted(os.listdir(tmp_path)) == ["big.jsonl", "report.jsonl"]
+
+
+def test_evaluate_many_yields_outcomes_in_order():
+    items = [
+        {"conditions": ["RLS"], "therapy": {"line": 1}},
+        {"patient": {"age": "x"}},
+        {"conditions": ["RLS"], "expect": {"applies": ["rls-third-line"]}},
+    ]
+    for workers in (1, 2):
+        outcomes = list(evaluate_many(items, workers=workers))
+        assert [o.status for o in outcomes] == ["evaluated", "error", "pass"]
+        assert outcomes[0].result == evaluate(items[0])
+        assert "patient.age" in outcomes[1].problems[0]
