@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +25,16 @@ from .evidence import Source, SourceRecord
 from .rules import CategoryId, Rule, RuleFile
 from .suggestions import did_you_mean
 from .vocabulary import Concept, VocabularyFile
-from .yamlfile import YamlProblem, duplicate_keys, key_mark, locate, parse_yaml
+from .yamlfile import (
+    Mark,
+    PosDict,
+    PosList,
+    YamlProblem,
+    duplicate_keys,
+    key_mark,
+    locate,
+    parse_yaml,
+)
 
 MANIFEST = "pack.yaml"
 
@@ -43,6 +52,9 @@ class ChangelogEntry(BaseModel):
     version: str
     date: dt.date | None = None
     changes: list[str] = Field(min_length=1)
+    digest: str | None = Field(
+        default=None, description="content digest of the pack as released (all but pack.yaml)"
+    )
 
 
 class Manifest(BaseModel):
@@ -52,6 +64,7 @@ class Manifest(BaseModel):
     version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
     title: str
     description: str | None = None
+    subject: str | None = Field(default=None, description="the drug concept the pack is about")
     categories: list[Category] = Field(min_length=1)
     concepts: str = "concepts.yaml"
     caveats: str = "caveats.yaml"
@@ -81,9 +94,9 @@ class PackContents:
     rules: list[Rule] = field(default_factory=list)
     sites: dict[str, RuleSite] = field(default_factory=dict)
     concept_sites: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    files: dict[str, bytes] = field(
-        default_factory=dict
-    )  # relative path -> content, for the digest
+    # relative path -> content, for the digest
+    files: dict[str, bytes] = field(default_factory=dict)
+    manifest_data: Any = None  # the manifest as read, for positions
     problems: list[PackProblem] = field(default_factory=list)
 
     @property
@@ -222,6 +235,7 @@ def read_pack(root: str | Path) -> PackContents:
     data = reader.read(manifest_path)
     if data is None:
         return pack
+    pack.manifest_data = data
     pack.manifest = manifest = reader.validate(Manifest, data, reader.rel(manifest_path))
     if manifest is None:
         return pack
@@ -303,11 +317,40 @@ def _read_source(reader: PackReader, path: Path) -> None:
             )
 
 
+PLACEHOLDER = "TODO"
+
+
+def placeholders(data: Any, path: str = "") -> Iterator[tuple[str, str, Mark | None]]:
+    """Strings left as TODO by `caveat rules new`, with where they are."""
+    if isinstance(data, PosDict):
+        items: Iterable[tuple[Any, Any, Mark | None]] = (
+            (k, v, data.value_marks.get(k)) for k, v in data.items()
+        )
+    elif isinstance(data, PosList):
+        items = ((i, v, data.item_marks[i]) for i, v in enumerate(data))
+    else:
+        return
+    for key, value, mark in items:
+        where = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else key)
+        if isinstance(value, str) and value.startswith(PLACEHOLDER):
+            yield where, value, mark
+        else:
+            yield from placeholders(value, where)
+
+
 def _read_rules(reader: PackReader, path: Path) -> None:
     data = reader.read(path)
     if data is None:
         return
     name = reader.rel(path)
+    todo = list(placeholders(data))
+    for where, value, mark in todo:
+        hint = value.removeprefix(PLACEHOLDER).lstrip(": ") or "fill it in"
+        reader.problem(
+            name, mark, f"{where}: placeholder left by `caveat rules new`: {hint}", "placeholder"
+        )
+    if todo:
+        return  # a scaffold: nothing else in it is worth reporting until it is filled in
     for rule, item in _validate_items(reader, RuleFile, Rule, data, "rules", name):
         if rule.id in reader.pack.sites:
             first = reader.pack.sites[rule.id]
@@ -425,6 +468,16 @@ def check_references(pack: PackContents) -> None:
         if _has_cycle(concept.id, concepts):
             file, data = pack.concept_sites[concept.id]
             at(file, data, ("is_a",), f"is_a cycle through {concept.id!r}", "concept-cycle")
+
+    manifest = pack.manifest
+    if manifest is not None and manifest.subject and manifest.subject not in concepts:
+        at(
+            str(MANIFEST),
+            pack.manifest_data,
+            ("subject",),
+            f"subject: unknown concept {manifest.subject!r}",
+            "unknown-concept",
+        )
 
     # rules
     caveats = {c.code for c in pack.caveats}
