@@ -11,7 +11,7 @@ import hashlib
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from . import terminology
 from .cases import Case, read_cases, run_case, split_case
 from .compiler import Expander, Program, TooComplex
-from .conditions import AllOf, AnyOf, NotOf, _ConceptTest, describe
+from .conditions import _ConceptTest, describe, when_nodes
 from .errors import CompileError, PackError, PackProblem, ScenarioError
 from .evidence import normalise_space
 from .knowledge_base import KnowledgeBase
@@ -41,22 +41,6 @@ def content_digest(contents: PackContents) -> str:
             continue
         h.update(name.encode() + b"\0" + contents.files[name] + b"\0")
     return h.hexdigest()
-
-
-# -- locating nodes of a condition tree in its file ----------------------------------------------
-
-
-def when_nodes(node: Any, data: Any) -> Iterator[tuple[Any, Any]]:
-    """Each node of a condition tree with the YAML data it was read from (None when unknown)."""
-    yield node, data
-    if isinstance(node, AllOf | AnyOf):
-        key = "all" if isinstance(node, AllOf) else "any"
-        items = data.get(key) if isinstance(data, dict) else None
-        for i, child in enumerate(node.all if key == "all" else node.any):
-            sub = items[i] if isinstance(items, list) and i < len(items) else None
-            yield from when_nodes(child, sub)
-    elif isinstance(node, NotOf):
-        yield from when_nodes(node.not_, data.get("not") if isinstance(data, dict) else None)
 
 
 def _mark_of(data: Any, fallback: Mark | None) -> Mark | None:
@@ -672,3 +656,45 @@ def diff(kb: KnowledgeBase, base: str, cases: Sequence[str | Path]) -> Diff:
             changed=changed,
             unchanged=total - len(changed),
         )
+
+
+# -- releasing a version --------------------------------------------------------------------------
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def release(root: Path, version: str, changes: Sequence[str], date: str) -> str:
+    """Set the pack's version and record a changelog entry with the content digest. The manifest
+    is edited as text, so its comments and layout stay as the author wrote them."""
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise ValueError(f"{version!r} is not a version like 1.2.0")
+    if not changes:
+        raise ValueError("say what changed (--change TEXT)")
+    contents = read_pack(root)
+    if contents.manifest is None:
+        raise ValueError(f"{root / MANIFEST} cannot be read: fix it first (`caveat rules check`)")
+    current = contents.manifest.version
+    if _version_tuple(version) <= _version_tuple(current):
+        raise ValueError(f"{version} is not after the current version {current}")
+    path = root / MANIFEST
+    text = path.read_text(encoding="utf-8")
+    text, count = re.subn(r"(?m)^version:[ \t]*\S+[ \t]*$", f"version: {version}", text, count=1)
+    if count != 1:
+        raise ValueError(f"no top-level `version:` line in {path}")
+    found = re.search(r"(?m)^changelog:[ \t]*\n((?:[ \t]*#.*\n)*)([ \t]*)-", text)
+    indent = found.group(2) if found else "  "
+    entry = (
+        f"{indent}- version: {version}\n"
+        f"{indent}  date: {date}\n"
+        f"{indent}  changes:\n"
+        + "".join(f"{indent}    - {_yaml_str(c)}\n" for c in changes)
+        + f"{indent}  digest: {content_digest(contents)}\n"
+    )
+    if found:
+        text = text[: found.start(2)] + entry + text[found.start(2) :]
+    else:
+        text = text.rstrip("\n") + "\nchangelog:\n" + entry
+    path.write_text(text, encoding="utf-8")
+    return content_digest(contents)

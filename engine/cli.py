@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import fnmatch
 import json
 import os
@@ -32,6 +33,7 @@ from .authoring import (
     default_cases,
     diff,
     library,
+    release,
     scaffold,
 )
 from .batch import default_workers, run_parallel
@@ -454,6 +456,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_FAILED if args.fail_on_change and result.changed else EXIT_OK
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    root = _pack_dir(args.pack)
+    try:
+        digest = release(root, args.version, args.change, dt.date.today().isoformat())
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
+    print(f"{root / MANIFEST}: version {args.version}, content digest {digest}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caveat",
@@ -517,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--pack", metavar="DIR", help=pack_help)
     ex.set_defaults(func=cmd_explain)
 
-    rules = sub.add_parser("rules", help="author rules: check, test, coverage, new, diff")
+    rules = sub.add_parser("rules", help="author rules: check, test, coverage, new, diff, release")
     verbs = rules.add_subparsers(dest="verb", metavar="VERB")
     rules.set_defaults(func=lambda a: (rules.print_help(), EXIT_INPUT)[1])
 
@@ -561,6 +573,19 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--format", choices=("text", "json"), default="text")
     di.add_argument("--pack", metavar="DIR", help=pack_help)
     di.set_defaults(func=cmd_diff)
+
+    re_ = verbs.add_parser("release", help="set a new version and record it in the changelog")
+    re_.add_argument("version", metavar="VERSION", help="the new version, e.g. 1.1.0")
+    re_.add_argument(
+        "--change",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        required=True,
+        help="what changed (repeat for several)",
+    )
+    re_.add_argument("--pack", metavar="DIR", help=pack_help)
+    re_.set_defaults(func=cmd_release)
     return parser
 
 

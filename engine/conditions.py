@@ -24,6 +24,7 @@ the whole condition (Kleene's three-valued logic); such a rule is reported as un
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
@@ -305,6 +306,20 @@ def leaves(node: When) -> list[Leaf]:
     for kid in kids:
         out += leaves(kid)
     return out
+
+
+def when_nodes(node: Any, data: Any) -> Iterator[tuple[Any, Any]]:
+    """Each node of a condition tree with the YAML data it was read from (None when unknown),
+    so that a problem with a node can be reported at its line."""
+    yield node, data
+    if isinstance(node, AllOf | AnyOf):
+        key = "all" if isinstance(node, AllOf) else "any"
+        items = data.get(key) if isinstance(data, dict) else None
+        for i, child in enumerate(node.all if key == "all" else node.any):
+            sub = items[i] if isinstance(items, list) and i < len(items) else None
+            yield from when_nodes(child, sub)
+    elif isinstance(node, NotOf):
+        yield from when_nodes(node.not_, data.get("not") if isinstance(data, dict) else None)
 
 
 def concepts_mentioned(node: When) -> set[str]:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from . import terminology
 from .caveats import Caveat, CaveatFile
-from .conditions import HasCondition, HasMedication, leaves
+from .conditions import HasCondition, HasMedication, when_nodes
 from .errors import PackProblem
 from .evidence import Source, SourceRecord
 from .rules import CategoryId, Rule, RuleFile
@@ -530,29 +530,21 @@ def check_references(pack: PackContents) -> None:
 def _check_when(rule: Rule, site: RuleSite, concepts: dict[str, Concept], at: Any) -> None:
     if rule.when == "always":
         return
-    for leaf in leaves(rule.when):
+    when_data = site.data.get("when") if isinstance(site.data, dict) else None
+    for leaf, data in when_nodes(rule.when, when_data):
         if not isinstance(leaf, HasCondition | HasMedication):
             continue
         want = "condition" if isinstance(leaf, HasCondition) else "drug"
+        where = data if data is not None else site.data
+        loc = (leaf.kind,) if data is not None else ("when",)
         for cid in (leaf.concept, *leaf.excluded):
             concept = concepts.get(cid)
             if concept is None:
-                hint = did_you_mean(cid, concepts)
-                at(
-                    site.file,
-                    site.data,
-                    ("when",),
-                    f"when: unknown concept {cid!r}{hint}",
-                    "unknown-concept",
-                )
+                message = f"when: unknown concept {cid!r}{did_you_mean(cid, concepts)}"
+                at(site.file, where, loc, message, "unknown-concept")
             elif concept.kind != want:
-                at(
-                    site.file,
-                    site.data,
-                    ("when",),
-                    f"when: {leaf.kind} names {cid!r}, which is a {concept.kind}",
-                    "concept-kind",
-                )
+                message = f"when: {leaf.kind} names {cid!r}, which is a {concept.kind}"
+                at(site.file, where, loc, message, "concept-kind")
 
 
 def _has_cycle(start: str, concepts: dict[str, Concept]) -> bool:
