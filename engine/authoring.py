@@ -302,9 +302,20 @@ def _cases_exercise(
     if not paths:
         return None
     mentioned: set[str] = set()
-    for _, case in library(paths):
-        if case is not None:
-            mentioned |= _mentions(case)
+    for entry, case in library(paths):
+        if case is None:
+            continue
+        mentioned |= _mentions(case)
+        if (case.description or "").startswith("TODO"):
+            add(
+                _problem(
+                    entry.path,
+                    Mark(entry.line, 1) if entry.line else None,
+                    f"case {case.name}: placeholder description left by `caveat rules new`",
+                    "placeholder",
+                    "warning",
+                )
+            )
     for rule in contents.rules:
         if rule.background or rule.id in mentioned:
             continue
