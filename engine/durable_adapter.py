@@ -14,8 +14,10 @@ handled here and pinned by a test in tests/test_durable_adapter.py:
    compiler checks each ruleset's network against `limit_problems` and splits a pack that would
    exceed them;
    a fact with too many properties is refused; one session is live per ruleset at a time.
-5. Identity: a fact asserted twice in one session is dropped: each evaluation is one fact in a
-   session that is deleted before the next evaluation.
+5. Identity: a fact asserted twice in one session is dropped: each evaluation asserts its one
+   fact and retracts it once the actions are drained, so the session is empty for the next one.
+   (The session itself is kept: deleting and creating it costs twice what the matching does. It
+   is deleted whenever an evaluation fails part-way, and the next one starts from a new session.)
 6. Errors inside actions are swallowed into the state: no Python action is ever run; firing is read
    off the action queue by rule name.
 7. Loose typing ("25" < 30, True == 1): the scenario is validated strictly before it gets here.
@@ -169,6 +171,7 @@ class DurableRulesets:
 
     @staticmethod
     def _fire_one(handle: int, payload: str, fired: list[str]) -> None:
+        done = False
         try:
             code, state = _dre.assert_facts(handle, payload)
             if code == 2:
@@ -183,11 +186,14 @@ class DurableRulesets:
                 message = _dre.complete_and_start_action(handle, state)
             if not started:
                 raise EngineError("durable_rules ran no action, not even the sentinel")
+            # The session lives on, empty: creating one costs twice a whole evaluation.
+            done = _dre.retract_facts(handle, payload)[0] == 0
         except _dre.error as exc:
             raise EngineError(f"durable_rules failed while matching: {exc}") from None
         finally:
-            with contextlib.suppress(_dre.error):
-                _dre.delete_state(handle, SID)
+            if not done:  # start the next evaluation from a new session
+                with contextlib.suppress(_dre.error):
+                    _dre.delete_state(handle, SID)
 
 
 def to_json(value: Any) -> str:
@@ -212,7 +218,10 @@ def to_json(value: Any) -> str:
 
 def encode_fact(fact: dict[str, Any]) -> str:
     """The JSON durable_rules receives: one fact, marked as the scenario, in a fixed session."""
-    body = "".join(f',"{key}":{to_json(value)}' for key, value in fact.items())
+    body = "".join(
+        f',"{key}":true' if value is True else f',"{key}":{to_json(value)}'
+        for key, value in fact.items()
+    )
     return f'[{{"sid":"{SID}","id":"f","{MARK}":1{body}}}]'
 
 

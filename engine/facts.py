@@ -7,7 +7,7 @@ defines `Atom`, the unit test on facts that both matchers report as the reason a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from . import terminology
 from .scenario import Code, Scenario
@@ -18,8 +18,7 @@ KIND_OF_LIST: dict[str, str] = {"conditions": "condition", "medications": "drug"
 LIST_OF_KIND: dict[str, ListName] = {"condition": "conditions", "drug": "medications"}
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """A scenario condition or medication that was recognised (concept None: a valid code the
     vocabulary does not bind, such as an unrelated ICD-10-CM code)."""
 
@@ -31,8 +30,7 @@ class Item:
     codes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Unknown:
+class Unknown(NamedTuple):
     """A scenario condition or medication that was not recognised."""
 
     field: ListName
@@ -51,8 +49,7 @@ class Facts:
     values: dict[str, Any]  # age, duration_years, line, intent, dose, response: only those given
 
 
-@dataclass(frozen=True)
-class Atom:
+class Atom(NamedTuple):
     """One test on facts.
 
     kind: "has" (prop present), "lacks" (prop absent), "cmp" (prop op value), "missing" (a scenario

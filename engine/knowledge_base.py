@@ -68,6 +68,7 @@ class KnowledgeBase:
         sites = {rid: site.file for rid, site in contents.sites.items()}
         self.program = Program(self.rules, self.vocabulary, sites)
         self.spoken = self.program.spoken
+        self.reason_cache: dict[object, object] = {}  # for statements.reasons
         self.matcher: Matcher = DurableMatcher(self.program, self.id)
 
     @classmethod

@@ -31,18 +31,23 @@ _OPPOSITE = {"lt": "gte", "lte": "gt", "gt": "lte", "gte": "lt", "eq": "ne"}
 
 
 class ReferenceMatcher:
+    """Each condition tree is first turned into nested tuples of plain values (once per node),
+    then walked per scenario: a fair plain-Python floor to measure the engine against."""
+
     def __init__(self, rules: Sequence[Rule], vocab: Vocabulary) -> None:
         self.rules = list(rules)
         self.vocab = vocab
+        self._prepared: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+        self._trees = [None if r.when == "always" else self.prepare(r.when) for r in self.rules]
 
     def match(self, facts: Facts, include_background: bool) -> Match:
         result = Match()
-        for index, rule in enumerate(self.rules):
-            if rule.when == "always":
+        for index, tree in enumerate(self._trees):
+            if tree is None:
                 if include_background:
                     result.applies[index] = {Atom("bg", "bg")}
                 continue
-            value, support = self.evaluate(rule.when, facts)
+            value, support = self._eval(tree, facts)
             if value is T:
                 result.applies[index] = support
             elif value is U:
@@ -51,58 +56,84 @@ class ReferenceMatcher:
 
     def evaluate(self, node: Any, facts: Facts) -> tuple[bool | None, set[Atom]]:
         """The node's value and the atoms that support that value."""
-        if isinstance(node, AllOf | AnyOf):
-            deciding = F if isinstance(node, AllOf) else T
-            results = [
-                self.evaluate(child, facts) for child in (node.all if deciding is F else node.any)
-            ]
-            values = [v for v, _ in results]
-            if deciding in values:
-                value = deciding
-                support = set().union(*(s for v, s in results if v is deciding))
-            elif U in values:
-                value = U
-                support = set().union(*(s for _, s in results))
-            else:
-                value = not deciding
-                support = set().union(*(s for _, s in results))
-            return value, support
+        return self._eval(self.prepare(node), facts)
+
+    # -- preparing a tree ---------------------------------------------------------------------
+    def prepare(self, node: Any) -> tuple[Any, ...]:
+        cached = self._prepared.get(id(node))
+        if cached is None or cached[0] is not node:
+            cached = (node, self._prepare(node))
+            self._prepared[id(node)] = cached
+        return cached[1]
+
+    def _prepare(self, node: Any) -> tuple[Any, ...]:
+        if isinstance(node, AllOf):
+            return ("all", tuple(self.prepare(c) for c in node.all))
+        if isinstance(node, AnyOf):
+            return ("any", tuple(self.prepare(c) for c in node.any))
         if isinstance(node, NotOf):
-            value, support = self.evaluate(node.not_, facts)
-            return (U if value is U else not value), support
+            return ("not", self.prepare(node.not_))
         if isinstance(node, _ConceptTest):
-            return self._concept(node, facts)
+            if not node.excluded:
+                prop = concept_prop(node.concept)
+                return ("has", node.concept, Atom("has", prop), Atom("lacks", prop))
+            members = frozenset(c for c in self.vocab.concepts if self._counts(node, c))
+            lacks = frozenset(Atom("lacks", concept_prop(c, exact=True)) for c in members)
+            return ("in", members, lacks)
         if isinstance(node, _NumberTest):
-            if node.field not in facts.values:
-                return U, {Atom("missing", node.field)}
-            actual = facts.values[node.field]
-            failed = [(op, v) for op, v in node.compare.tests() if not _HOLDS[op](actual, v)]
-            if not failed:
-                return T, {Atom("cmp", node.field, op, v) for op, v in node.compare.tests()}
-            return F, {Atom("cmp", node.field, _OPPOSITE[op], v) for op, v in failed}
+            tests = tuple(
+                (
+                    _HOLDS[op],
+                    Atom("cmp", node.field, op, v),
+                    Atom("cmp", node.field, _OPPOSITE[op], v),
+                )
+                for op, v in node.compare.tests()
+            )
+            return ("num", node.field, tests, Atom("missing", node.field))
         if isinstance(node, _EnumTest):
-            if node.field not in facts.values:
-                return U, {Atom("missing", node.field)}
-            actual = facts.values[node.field]
-            if actual in node.values:
-                return T, {Atom("cmp", node.field, "eq", actual)}
-            return F, {Atom("cmp", node.field, "ne", v) for v in node.values}
+            values = node.values
+            falses = frozenset(Atom("cmp", node.field, "ne", v) for v in values)
+            return ("enum", node.field, frozenset(values), falses, Atom("missing", node.field))
         raise TypeError(f"not a condition: {node!r}")
 
-    def _concept(self, node: _ConceptTest, facts: Facts) -> tuple[bool, set[Atom]]:
-        if not node.excluded:
-            prop = concept_prop(node.concept)
-            if node.concept in facts.closure:
-                return T, {Atom("has", prop)}
-            return F, {Atom("lacks", prop)}
+    def _counts(self, node: _ConceptTest, concept: str) -> bool:
+        """The concept is the tested one or below it, and not an excluded one or below one."""
+        lineage = self.vocab.closure(concept)
+        return node.concept in lineage and not any(x in lineage for x in node.excluded)
 
-        # is the concept or below it, and not an excluded concept or below one
-        def counts(c: str) -> bool:
-            lineage = self.vocab.closure(c) if c in self.vocab else {c}
-            return node.concept in lineage and not any(x in lineage for x in node.excluded)
-
-        hits = {c for c in facts.given if counts(c)}
-        if hits:
-            return T, {Atom("has", concept_prop(c, exact=True)) for c in hits}
-        everything = [c for c in self.vocab.concepts if counts(c)]
-        return F, {Atom("lacks", concept_prop(c, exact=True)) for c in everything}
+    # -- walking it ----------------------------------------------------------------------------
+    def _eval(self, tree: tuple[Any, ...], facts: Facts) -> tuple[bool | None, set[Atom]]:
+        kind = tree[0]
+        if kind == "has":
+            return (T, {tree[2]}) if tree[1] in facts.closure else (F, {tree[3]})
+        if kind == "in":
+            hits = tree[1] & facts.given
+            if hits:
+                return T, {Atom("has", concept_prop(c, exact=True)) for c in hits}
+            return F, set(tree[2])
+        if kind == "num":
+            actual = facts.values.get(tree[1])
+            if actual is None:
+                return U, {tree[3]}
+            failed = {neg for holds, _, neg in tree[2] if not holds(actual, neg.value)}
+            if not failed:
+                return T, {atom for _, atom, _ in tree[2]}
+            return F, failed
+        if kind == "enum":
+            actual = facts.values.get(tree[1])
+            if actual is None:
+                return U, {tree[4]}
+            if actual in tree[2]:
+                return T, {Atom("cmp", tree[1], "eq", actual)}
+            return F, set(tree[3])
+        if kind == "not":
+            value, support = self._eval(tree[1], facts)
+            return (U if value is U else not value), support
+        # all / any (Kleene): one deciding child decides; otherwise unknown if any is unknown
+        deciding = F if kind == "all" else T
+        results = [self._eval(child, facts) for child in tree[1]]
+        decided = [s for v, s in results if v is deciding]
+        if decided:
+            return deciding, set().union(*decided)
+        value = U if any(v is U for v, _ in results) else (not deciding)
+        return value, set().union(*(s for _, s in results))

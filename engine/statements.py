@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .compiler import Match
 from .conditions import FACT_PATHS, SYMBOL
-from .facts import LIST_OF_KIND, Atom, Facts
+from .facts import LIST_OF_KIND, Atom, Facts, Item
 from .knowledge_base import KnowledgeBase
 from .result import (
     Because,
@@ -31,54 +32,116 @@ def _number(value: object) -> object:
     return value
 
 
+_CACHE_LIMIT = 100_000
+
+
 def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Because]:
-    """The scenario facts behind some atoms (missing values and the background flag left out)."""
-    vocab = kb.vocabulary
-    out: dict[tuple[object, ...], Because] = {}
+    """The scenario facts behind some atoms (missing values and the background flag left out).
+
+    The same atom meets the same scenario item again and again over a case library, so each
+    pairing is worked out once per pack and remembered (a bounded cache)."""
+    cache = kb.reason_cache
+    if len(cache) > _CACHE_LIMIT:
+        cache.clear()
+    found: list[tuple[tuple[object, ...], Because]] = []
     for atom in atoms:
-        if atom.kind in ("has", "lacks"):
-            exact = atom.prop.startswith("g:")
-            concept = atom.prop[2:]
-            label = vocab.label(concept)
-            field = LIST_OF_KIND[vocab.kind(concept)]
-            if atom.kind == "lacks":
-                noun = field[:-1]
-                test = f"no {noun} is {label}" if exact else f"no {noun} is {label} or a kind of it"
-                b = Because(fact=field, value=None, test=test, concept=concept)
-                out[(field, "", test)] = b
-                continue
+        kind = atom.kind
+        if kind == "has":
             for item in facts.items:
-                if item.concept is None or item.field != field:
-                    continue
-                if exact and item.concept != concept:
-                    continue
-                if not exact and concept not in vocab.closure(item.concept):
-                    continue
-                direct = item.concept == concept
-                test = f"is {label}" if direct else f"is a kind of {label}"
-                b = Because(
-                    fact=field,
-                    value=item.input,
-                    test=test,
-                    concept=item.concept,
-                    chain=[] if direct else list(vocab.chain(item.concept, concept)),
-                    codes=list(item.codes),
-                )
-                out[(field, item.input, test)] = b
-        elif atom.kind == "cmp":
-            path = FACT_PATHS[atom.prop]
-            test = f"{SYMBOL[atom.op]} {_number(atom.value)}"
-            b = Because(fact=path, value=_number(facts.values[atom.prop]), test=test)
-            out[(path, "", test)] = b
-    return [
-        out[k]
-        for k in sorted(out, key=lambda k: (_FACT_ORDER.get(str(k[0]), 99), str(k[1]), str(k[2])))
-    ]
+                key = (atom, item)
+                hit = cache.get(key, _MISSING)
+                if hit is _MISSING:
+                    hit = cache[key] = _item_reason(kb, atom, item)
+                if hit is not None:
+                    found.append(hit)
+        elif kind == "lacks" or kind == "cmp":
+            value = facts.values.get(atom.prop) if kind == "cmp" else None
+            key = (atom, value)
+            hit = cache.get(key, _MISSING)
+            if hit is _MISSING:
+                hit = cache[key] = _value_reason(kb, atom, value)
+            found.append(hit)
+    found.sort(key=lambda pair: pair[0])
+    out: list[Because] = []
+    last = None
+    for sort_key, because in found:
+        if sort_key != last:  # two atoms can rest on the same fact
+            out.append(because)
+            last = sort_key
+    return out
+
+
+_MISSING = object()
+
+
+def _item_reason(kb: KnowledgeBase, atom: Atom, item: Item) -> tuple[Any, Because] | None:
+    vocab = kb.vocabulary
+    concept = atom.prop[2:]
+    field = LIST_OF_KIND[vocab.kind(concept)]
+    if item.concept is None or item.field != field:
+        return None
+    if atom.prop.startswith("g:"):
+        if item.concept != concept:
+            return None
+    elif concept not in vocab.closure(item.concept):
+        return None
+    label = vocab.label(concept)
+    direct = item.concept == concept
+    test = f"is {label}" if direct else f"is a kind of {label}"
+    because = Because(
+        fact=field,
+        value=item.input,
+        test=test,
+        concept=item.concept,
+        chain=[] if direct else list(vocab.chain(item.concept, concept)),
+        codes=list(item.codes),
+    )
+    return (_FACT_ORDER[field], item.input, test), because
+
+
+def _value_reason(kb: KnowledgeBase, atom: Atom, value: Any) -> tuple[Any, Because]:
+    if atom.kind == "lacks":
+        vocab = kb.vocabulary
+        concept = atom.prop[2:]
+        label = vocab.label(concept)
+        field = LIST_OF_KIND[vocab.kind(concept)]
+        noun = field[:-1]
+        exact = atom.prop.startswith("g:")
+        test = f"no {noun} is {label}" if exact else f"no {noun} is {label} or a kind of it"
+        return (_FACT_ORDER[field], "", test), Because(
+            fact=field, value=None, test=test, concept=concept
+        )
+    path = FACT_PATHS[atom.prop]
+    test = f"{SYMBOL[atom.op]} {_number(atom.value)}"
+    return (_FACT_ORDER[path], "", test), Because(fact=path, value=_number(value), test=test)
 
 
 def needs(atoms: Iterable[Atom]) -> list[str]:
     return sorted(
         {FACT_PATHS[a.prop] for a in atoms if a.kind == "missing"}, key=lambda p: _FACT_ORDER[p]
+    )
+
+
+def _item_reports(kb: KnowledgeBase, item: Item) -> tuple[Recognized | None, NotCovered | None]:
+    """How a scenario item was recognised, and whether the pack has nothing to say about it."""
+    if item.concept is None:
+        reason = "a valid code that no concept of this pack stands for"
+        return None, NotCovered(
+            field=item.field, input=item.input, concept=None, label=item.label, reason=reason
+        )
+    recognized = Recognized(
+        field=item.field,
+        input=item.input,
+        concept=item.concept,
+        label=item.label,
+        matched_by=item.matched_by,
+        codes=list(item.codes),
+    )
+    if item.concept in kb.spoken:
+        return recognized, None
+    reason = f"no rule of this pack speaks to {item.label}"
+    return recognized, NotCovered(
+        field=item.field, input=item.input, concept=item.concept, label=item.label, reason=reason
     )
 
 
@@ -116,38 +179,16 @@ def build_result(kb: KnowledgeBase, facts: Facts, match: Match, include_backgrou
         )
     not_covered = []
     recognized = []
+    cache = kb.reason_cache
     for item in facts.items:
-        if item.concept is None:
-            not_covered.append(
-                NotCovered(
-                    field=item.field,
-                    input=item.input,
-                    concept=None,
-                    label=item.label,
-                    reason="a valid code that no concept of this pack stands for",
-                )
-            )
-            continue
-        recognized.append(
-            Recognized(
-                field=item.field,
-                input=item.input,
-                concept=item.concept,
-                label=item.label,
-                matched_by=item.matched_by,
-                codes=list(item.codes),
-            )
-        )
-        if item.concept not in kb.spoken:
-            not_covered.append(
-                NotCovered(
-                    field=item.field,
-                    input=item.input,
-                    concept=item.concept,
-                    label=item.label,
-                    reason=f"no rule of this pack speaks to {item.label}",
-                )
-            )
+        key = ("item", item)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = _item_reports(kb, item)
+        if hit[0] is not None:
+            recognized.append(hit[0])
+        if hit[1] is not None:
+            not_covered.append(hit[1])
     unrecognized = [
         Unrecognized(field=u.field, input=u.input, reason=u.reason, suggestions=list(u.suggestions))
         for u in facts.unknown

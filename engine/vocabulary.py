@@ -80,6 +80,8 @@ class Vocabulary:
         for concept in concepts:
             self.concepts.setdefault(concept.id, concept)
         self.order = {cid: i for i, cid in enumerate(self.concepts)}
+        self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._seen: dict[str, Resolution | None] = {}
         self._text: dict[str, tuple[str, Literal["label", "synonym"]]] = {}
         for concept in self.concepts.values():
             self._text.setdefault(normalise_text(concept.label), (concept.id, "label"))
@@ -125,6 +127,12 @@ class Vocabulary:
 
     def chain(self, start: str, goal: str) -> tuple[str, ...]:
         """The shortest is_a path from a concept up to one of its ancestors (both included)."""
+        key = (start, goal)
+        if key not in self._chains:
+            self._chains[key] = self._chain(start, goal)
+        return self._chains[key]
+
+    def _chain(self, start: str, goal: str) -> tuple[str, ...]:
         if start == goal:
             return (start,)
         previous: dict[str, str] = {}
@@ -144,8 +152,13 @@ class Vocabulary:
         return ()
 
     def lookup_text(self, text: str) -> Resolution | None:
+        if text in self._seen:
+            return self._seen[text]
         hit = self._text.get(normalise_text(text))
-        return Resolution(hit[0], hit[1]) if hit else None
+        found = Resolution(hit[0], hit[1]) if hit else None
+        if len(self._seen) < 50_000:  # the same few spellings come back all the time
+            self._seen[text] = found
+        return found
 
     def lookup_code(self, system: str, code: str) -> Resolution | None:
         """A bound code, or for ICD-10-CM the nearest bound ancestor of a valid code."""
