@@ -102,14 +102,48 @@ def pack(
     n_drugs: int | None = None,
     *,
     when: Any = None,
+    active: int | None = None,
 ) -> KnowledgeBase:
-    """A generated pack of `n_rules` rules, compiled."""
+    """A generated pack of `n_rules` rules, compiled.
+
+    With `active`, the pack is the `active`-rule pack of the same seed plus rules over concepts of
+    their own, each anchored on one of those concepts: scenarios drawn from the small pack fire the
+    same rules in the large one, which is how the cost of size alone is measured."""
     rng = random.Random(seed)
-    n_conditions = n_conditions or max(8, n_rules // 4)
-    n_drugs = n_drugs or max(4, n_rules // 12)
+    base = active if active is not None else n_rules
+    n_conditions = n_conditions or max(8, base // 4)
+    n_drugs = n_drugs or max(4, base // 12)
     concepts = vocabulary(rng, n_conditions, n_drugs)
     conditions = [c.id for c in concepts if c.kind == "condition"]
     drugs = [c.id for c in concepts if c.kind == "drug"]
+    whens: list[Any] = []
+    if active is not None and n_rules > active:
+        extra_rng = random.Random(seed + 1_000_003)
+        extra = [
+            c.model_copy(
+                update={
+                    "id": f"x{c.id}",
+                    "label": f"extra {c.label}",
+                    "synonyms": [f"x{s}" for s in c.synonyms],
+                    "is_a": [f"x{p}" for p in c.is_a],
+                }
+            )
+            for c in vocabulary(
+                extra_rng, max(8, (n_rules - active) // 4), max(4, (n_rules - active) // 12)
+            )
+        ]
+        concepts = concepts + extra
+        x_conditions = [c.id for c in extra if c.kind == "condition"]
+        x_drugs = [c.id for c in extra if c.kind == "drug"]
+        whens = [
+            {
+                "all": [
+                    {"condition": extra_rng.choice(x_conditions)},
+                    condition(extra_rng, x_conditions, x_drugs, 1),
+                ]
+            }
+            for _ in range(n_rules - active)
+        ]
     sentences = [f"Generated claim number {i} of pack {seed}." for i in range(n_rules)]
     text = " ".join(sentences)
     record = SourceRecord(
@@ -121,11 +155,17 @@ def pack(
     )
     rules = []
     for i in range(n_rules):
+        if i >= base:
+            condition_tree = whens[i - base]
+        elif when:
+            condition_tree = when(rng, conditions, drugs)
+        else:
+            condition_tree = rule_when(rng, conditions, drugs)
         data = {
             "id": f"rule-{i}",
             "category": rng.choice(CATEGORIES),
             "statement": f"Statement {i}.",
-            "when": when(rng, conditions, drugs) if when else rule_when(rng, conditions, drugs),
+            "when": condition_tree,
             "caveats": rng.sample(list(CAVEATS), rng.randint(0, 2)),
             "evidence": {"source": "generated", "quote": sentences[i], "basis": "descriptive"},
         }
@@ -144,7 +184,7 @@ def pack(
     contents.rules = rules
     contents.sites = {r.id: RuleSite("generated", None) for r in rules}
     contents.concept_sites = {c.id: ("generated", None) for c in concepts}
-    contents.files = {"seed": str((seed, n_rules, n_conditions, n_drugs)).encode()}
+    contents.files = {"seed": str((seed, n_rules, n_conditions, n_drugs, active)).encode()}
     check_references(contents)
     return KnowledgeBase(contents)
 
