@@ -8,14 +8,17 @@ in flight at once, which bounds memory whatever the size of the input.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing as mp
 import os
+import pickle
+import queue
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from .cases import CaseEntry, Outcome, run_case
 from .knowledge_base import KnowledgeBase, load_knowledge_base
@@ -24,9 +27,8 @@ CHUNK = 64  # cases per task sent to a worker
 WINDOW = 4  # chunks in flight per worker
 
 
-@dataclass
-class Record:
-    """One evaluated case, as a worker sends it back: small and cheap to pickle."""
+class Record(NamedTuple):
+    """One evaluated case, as a worker sends it back: a tuple, cheap to pickle."""
 
     case: str
     path: str
@@ -35,24 +37,35 @@ class Record:
     problems: list[str]
     applied: list[tuple[str, str, tuple[str, ...]]]  # (rule, category, caveat codes)
     undetermined: list[str]
-    json_line: str = field(repr=False)  # the complete JSON Lines record
+    json_line: bytes | None  # the complete JSON Lines record (UTF-8), when the report needs it
 
 
-def record_of(outcome: Outcome) -> Record:
+Output = Literal["outcomes", "records", "lines"]
+
+
+def json_line(outcome: Outcome) -> bytes:
+    """The JSON Lines record of a case: its id, place, status, problems and full result."""
+    head = json.dumps(
+        {
+            "case": outcome.case,
+            "path": outcome.path,
+            "line": outcome.line,
+            "status": outcome.status,
+            "problems": outcome.problems,
+        },
+        ensure_ascii=False,
+    ).encode()
+    result = outcome.result.model_dump_json().encode() if outcome.result else b"null"
+    return head[:-1] + b', "result": ' + result + b"}"
+
+
+def record_of(outcome: Outcome, lines: bool = True) -> Record:
     result = outcome.result
     applied = (
         [(s.rule, s.category, tuple(c.code for c in s.caveats)) for s in result.statements]
         if result
         else []
     )
-    data = {
-        "case": outcome.case,
-        "path": outcome.path,
-        "line": outcome.line,
-        "status": outcome.status,
-        "problems": outcome.problems,
-        "result": result.model_dump(mode="json") if result else None,
-    }
     return Record(
         case=outcome.case,
         path=outcome.path,
@@ -61,7 +74,7 @@ def record_of(outcome: Outcome) -> Record:
         problems=list(outcome.problems),
         applied=applied,
         undetermined=[u.rule for u in result.undetermined] if result else [],
-        json_line=json.dumps(data, ensure_ascii=False),
+        json_line=json_line(outcome) if lines else None,
     )
 
 
@@ -77,18 +90,33 @@ def _init_worker(kb: KnowledgeBase | None, pack_path: str | None, background: bo
     _worker = (kb if kb is not None else load_knowledge_base(pack_path), background)
 
 
+def _shipped(item: Any) -> Any:
+    """What goes down the pipe to a worker: a JSON Lines record as a bare tuple (pickling a
+    dataclass per case would cost the parent more than the worker spends on some cases)."""
+    if isinstance(item, CaseEntry) and item.raw:
+        return (item.path, item.index, item.line, item.data)
+    return item
+
+
 def _as_entry(item: Any) -> CaseEntry:
-    return item if isinstance(item, CaseEntry) else CaseEntry(path="<input>", index=0, data=item)
+    if isinstance(item, CaseEntry):
+        return item
+    if isinstance(item, tuple):
+        path, index, line, text = item
+        return CaseEntry(path=path, index=index, line=line, data=text, raw=True, listed=True)
+    return CaseEntry(path="<input>", index=0, data=item)
 
 
-def _evaluate(kb: KnowledgeBase, background: bool, chunk: list[Any], objects: bool) -> list[Any]:
+def _evaluate(kb: KnowledgeBase, background: bool, chunk: list[Any], output: Output) -> list[Any]:
     outcomes = [run_case(kb, _as_entry(item), background) for item in chunk]
-    return outcomes if objects else [record_of(o) for o in outcomes]
+    if output == "outcomes":
+        return outcomes
+    return [record_of(o, lines=output == "lines") for o in outcomes]
 
 
-def _in_worker(chunk: list[Any], objects: bool) -> list[Any]:
+def _in_worker(chunk: list[Any], output: Output) -> list[Any]:
     assert _worker is not None, "the worker was not initialised"
-    return _evaluate(*_worker, chunk, objects)
+    return _evaluate(*_worker, chunk, output)
 
 
 # -- parent side ---------------------------------------------------------------------------------
@@ -118,13 +146,14 @@ def run_parallel(
     kb: KnowledgeBase,
     workers: int,
     include_background: bool = False,
-    objects: bool = False,
+    output: Output = "lines",
     chunk_size: int = CHUNK,
 ) -> Iterator[Any]:
-    """Records (or Outcomes, with `objects`) for the items, in input order."""
+    """For each item, in input order: an `Outcome` ("outcomes"), or a `Record` with its JSON
+    Lines record ("lines") or without ("records", for reports that only count)."""
     if workers <= 1:
         for chunk in _chunks(items, chunk_size):
-            yield from _evaluate(kb, include_background, chunk, objects)
+            yield from _evaluate(kb, include_background, chunk, output)
         return
     methods = mp.get_all_start_methods()
     if "fork" in methods:
@@ -139,25 +168,105 @@ def run_parallel(
             kb=kb,
             workers=1,
             include_background=include_background,
-            objects=objects,
+            output=output,
             chunk_size=chunk_size,
         )
         return
-    pool = context.Pool(workers, initializer=_init_worker, initargs=initargs)
+    # Objects the workers inherit are left alone by their garbage collector: scanning them would
+    # copy every page they sit on into each worker (copy-on-write), for nothing.
+    gc.collect()
+    gc.freeze()
+    crew = _Crew(context, workers, initargs)
     try:
-        pending: deque[Any] = deque()
-        for chunk in _chunks(items, chunk_size):
-            pending.append(pool.apply_async(_in_worker, (chunk, objects)))
+        # Chunk i goes to worker i % n and its results are read back in the same order, so the
+        # output keeps the input's order with no reordering buffer, all in this one thread.
+        pending: deque[int] = deque()
+        for number, chunk in enumerate(_chunks(items, chunk_size)):
+            crew.send(number % workers, ([_shipped(item) for item in chunk], output))
+            pending.append(number % workers)
             while len(pending) >= workers * WINDOW:
-                yield from pending.popleft().get()
+                yield from crew.receive(pending.popleft())
         while pending:
-            yield from pending.popleft().get()
-        pool.close()
+            yield from crew.receive(pending.popleft())
+        crew.close()
     except BaseException:
-        pool.terminate()
+        crew.kill()
         raise
     finally:
-        pool.join()
+        gc.unfreeze()
+
+
+class _Crew:
+    """Worker processes, each with its own pipe: no helper threads in the parent."""
+
+    def __init__(self, context: Any, workers: int, initargs: tuple[Any, ...]) -> None:
+        self.pipes = []
+        self.processes = []
+        for _ in range(workers):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_work, args=(theirs, initargs), daemon=True)
+            process.start()
+            theirs.close()
+            self.pipes.append(ours)
+            self.processes.append(process)
+
+    def send(self, worker: int, task: Any) -> None:
+        self.pipes[worker].send_bytes(pickle.dumps(task, pickle.HIGHEST_PROTOCOL))
+
+    def receive(self, worker: int) -> list[Any]:
+        try:
+            kind, payload = pickle.loads(self.pipes[worker].recv_bytes())
+        except EOFError:
+            code = self.processes[worker].exitcode
+            raise RuntimeError(f"batch worker {worker} died (exit code {code})") from None
+        if kind == "error":
+            raise RuntimeError(f"batch worker {worker} failed: {payload}")
+        return payload
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send_bytes(pickle.dumps(None))
+        for process in self.processes:
+            process.join(timeout=10)
+        self.kill()
+
+    def kill(self) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(timeout=10)
+        for pipe in self.pipes:
+            pipe.close()
+
+
+def _work(pipe: Any, initargs: tuple[Any, ...]) -> None:
+    """A worker's life: evaluate chunks until told to stop (a None task).
+
+    A reader thread takes tasks off the pipe as soon as they come, so the parent never blocks
+    sending a task while this worker blocks sending results it has not yet read: no deadlock,
+    whatever the size of a chunk."""
+    _init_worker(*initargs)
+    tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                task = pickle.loads(pipe.recv_bytes())
+            except (EOFError, OSError):
+                task = None
+            tasks.put(task)
+            if task is None:
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    while (task := tasks.get()) is not None:
+        chunk, output = task
+        try:
+            reply: tuple[str, Any] = ("ok", _in_worker(chunk, output))
+        except Exception as exc:  # a bug: report it instead of hanging the parent
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        pipe.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
 
 
 def evaluate_many(
@@ -178,5 +287,5 @@ def evaluate_many(
         kb=kb,
         workers=default_workers() if workers is None else workers,
         include_background=include_background,
-        objects=True,
+        output="outcomes",
     )

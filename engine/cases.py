@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
@@ -151,18 +152,20 @@ def _listed(item: str, inputs: list[str]) -> bool:
 CASE_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 
 
-class CaseEntry(BaseModel):
-    """One case as read from a file: its data, or why it could not be read."""
+@dataclass(frozen=True, slots=True)
+class CaseEntry:
+    """One case as read from a file: its data (not yet validated), or why it could not be read.
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    A plain dataclass rather than a model: it only carries input to the validator, and a batch
+    makes and ships one per case, so it has to be cheap."""
 
     path: str
-    index: int = Field(description="position in its file (0 for a one-case file)")
+    index: int  # position in its file (0 for a one-case file)
     line: int | None = None
     data: Any = None
     error: str | None = None
-    raw: bool = Field(default=False, description="data is a JSON Lines record not yet parsed")
-    listed: bool = Field(default=False, description="one of several cases in its file")
+    raw: bool = False  # data is a JSON Lines record not yet parsed
+    listed: bool = False  # one of several cases in its file
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from rich.console import Console
 from rich.progress import (
@@ -197,13 +197,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     total = _count_cases(args.paths) if show_progress else None
     with atomic_output(args.out) as out:
         writer = WRITERS[fmt](out, kb)
-        if fmt == "table" and out is sys.stdout:
+        if fmt == "table" and args.out is None:
             writer = TableWriter(out, kb, console=_stdout())
         records = run_parallel(
             read_cases(args.paths, parse_json_lines=False),
             kb=kb,
             workers=workers,
             include_background=args.background,
+            output="lines" if writer.lines else "records",
         )
         try:
             with _progress(show_progress, total) as advance:
@@ -235,17 +236,17 @@ class _Abandon(Exception):
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | None) -> Iterator[TextIO]:
+def atomic_output(path: str | None) -> Iterator[BinaryIO]:
     """Standard output, or a file that appears only once complete (written aside, then renamed):
     an interrupted run never leaves a half-written report over a good one."""
     if path is None:
-        yield sys.stdout
         sys.stdout.flush()
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
         return
     target = Path(path)
     with tempfile.NamedTemporaryFile(
-        "w",
-        encoding="utf-8",
+        "wb",
         dir=target.parent,
         prefix=f".{target.name}.",
         suffix=".tmp",

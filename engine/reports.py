@@ -8,10 +8,11 @@ the summary is written at the end. Memory stays bounded: the per-case detail a h
 from __future__ import annotations
 
 import html
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, BinaryIO, ClassVar
 
 from rich.console import Console
 from rich.table import Table
@@ -68,11 +69,20 @@ class Summary:
     def add(self, record: Record) -> None:
         self.cases += 1
         self.status[record.status] += 1
+        categories, rules, caveats_seen = self.categories, self.rules, self.caveats
         for rule, category, caveats in record.applied:
-            self.categories[category] += 1
-            self.rules[rule] += 1
-            self.caveats.update(caveats)
-        self.undetermined.update(record.undetermined)
+            categories[category] += 1
+            rules[rule] += 1
+            for code in caveats:
+                caveats_seen[code] += 1
+        undetermined = self.undetermined
+        for rule in record.undetermined:
+            undetermined[rule] += 1
+        keep_row = len(self.rows) < self.max_rows
+        listed = self.failures if record.status == "fail" else self.errors
+        keep_listed = record.status in ("fail", "error") and len(listed) < self.max_listed
+        if not (keep_row or keep_listed):
+            return
         row = Row(
             case=record.case,
             path=record.path,
@@ -82,11 +92,9 @@ class Summary:
             applied={rule: caveats for rule, _, caveats in record.applied},
             undetermined=record.undetermined,
         )
-        if record.status == "fail" and len(self.failures) < self.max_listed:
-            self.failures.append(row)
-        elif record.status == "error" and len(self.errors) < self.max_listed:
-            self.errors.append(row)
-        if len(self.rows) < self.max_rows:
+        if keep_listed:
+            listed.append(row)
+        if keep_row:
             self.rows.append(row)
 
     @property
@@ -127,11 +135,16 @@ class Summary:
 
 
 class Writer:
-    """Writes records as they come, and the summary at the end."""
+    """Writes records as they come, and the summary at the end, to a binary stream."""
 
-    def __init__(self, out: TextIO, kb: KnowledgeBase) -> None:
+    lines: ClassVar[bool] = False  # whether it needs each case's JSON Lines record
+
+    def __init__(self, out: BinaryIO, kb: KnowledgeBase) -> None:
         self.out = out
         self.kb = kb
+
+    def text(self, text: str) -> None:
+        self.out.write(text.encode("utf-8"))
 
     def add(self, record: Record) -> None:
         pass
@@ -141,27 +154,28 @@ class Writer:
 
 
 class JsonlWriter(Writer):
+    lines = True
+
     def add(self, record: Record) -> None:
-        self.out.write(record.json_line)
-        self.out.write("\n")
+        assert record.json_line is not None
+        self.out.write(record.json_line + b"\n")
 
 
 class JsonWriter(Writer):
-    def __init__(self, out: TextIO, kb: KnowledgeBase) -> None:
+    lines = True
+
+    def __init__(self, out: BinaryIO, kb: KnowledgeBase) -> None:
         super().__init__(out, kb)
         self.first = True
-        out.write('{"cases": [\n')
+        self.text('{"cases": [\n')
 
     def add(self, record: Record) -> None:
-        if not self.first:
-            self.out.write(",\n")
+        assert record.json_line is not None
+        self.out.write(record.json_line if self.first else b",\n" + record.json_line)
         self.first = False
-        self.out.write(record.json_line)
 
     def end(self, summary: Summary) -> None:
-        self.out.write('\n],\n"summary": ')
-        self.out.write(json.dumps(summary.to_dict(), indent=1))
-        self.out.write("}\n")
+        self.text('\n],\n"summary": ' + json.dumps(summary.to_dict(), indent=1) + "}\n")
 
 
 def _category_label(kb: KnowledgeBase, category: str) -> str:
@@ -169,12 +183,19 @@ def _category_label(kb: KnowledgeBase, category: str) -> str:
 
 
 class TableWriter(Writer):
-    def __init__(self, out: TextIO, kb: KnowledgeBase, console: Console | None = None) -> None:
+    def __init__(self, out: BinaryIO, kb: KnowledgeBase, console: Console | None = None) -> None:
         super().__init__(out, kb)
-        self.console = console or Console(file=out, width=120, highlight=False)
+        self.console = console
 
     def end(self, s: Summary) -> None:
-        c = self.console
+        if self.console is not None:
+            self._tables(s, self.console)
+            return
+        buffer = io.StringIO()
+        self._tables(s, Console(file=buffer, width=120, highlight=False))
+        self.text(buffer.getvalue())
+
+    def _tables(self, s: Summary, c: Console) -> None:
         ref = self.kb.ref
         c.print(f"[bold]Batch report[/] pack {ref.id} {ref.version} ({ref.digest[:12]})")
         c.print(s.counts_line(), style="bold red" if s.exit_code else "bold green")
@@ -223,7 +244,8 @@ def _md(text: str) -> str:
 class MarkdownWriter(Writer):
     def end(self, s: Summary) -> None:
         ref = self.kb.ref
-        w = self.out.write
+        parts: list[str] = []
+        w = parts.append
         w(f"# Batch report: {ref.id} {ref.version}\n\n")
         w(f"Pack digest `{ref.digest}`.\n\n")
         w("| cases | passed | failed | errors | evaluated |\n|---:|---:|---:|---:|---:|\n")
@@ -257,6 +279,7 @@ class MarkdownWriter(Writer):
         for code, n in s.caveats.most_common():
             w(f"| `{code}` | {n} |\n")
         w(f"\n_{DISCLAIMER}_\n")
+        self.text("".join(parts))
 
 
 _CSS = """
@@ -350,7 +373,7 @@ class HtmlWriter(Writer):
                 f'<td class="n">{n}</td></tr>\n'
             )
         add("</table>\n</body>\n</html>\n")
-        self.out.write("".join(parts))
+        self.text("".join(parts))
 
     def _matrix(self, s: Summary, add: Any) -> None:
         kb = self.kb

@@ -62,6 +62,7 @@ def test_order_is_kept_with_many_small_chunks():
     for item, record in zip(items, got, strict=True):
         expected = evaluate(item).model_dump(mode="json")
         assert json.loads(record.json_line)["result"] == expected
+        assert json.loads(record.json_line)["case"] == record.case
 
 
 def test_input_is_read_ahead_only_a_bounded_amount():
@@ -203,12 +204,12 @@ def test_the_output_file_is_replaced_only_when_complete(tmp_path: Path):
     target = tmp_path / "report.jsonl"
     target.write_text("a good report\n")
     with pytest.raises(RuntimeError), atomic_output(str(target)) as out:
-        out.write("half a rep")
+        out.write(b"half a rep")
         raise RuntimeError("interrupted")
     assert target.read_text() == "a good report\n"
     assert os.listdir(tmp_path) == ["report.jsonl"]
     with atomic_output(str(target)) as out:
-        out.write("new\n")
+        out.write(b"new\n")
     assert target.read_text() == "new\n"
 
 
