@@ -16,7 +16,7 @@ import pickle
 import queue
 import signal
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -107,11 +107,39 @@ def _as_entry(item: Any) -> CaseEntry:
     return CaseEntry(path="<input>", index=0, data=item)
 
 
-def _evaluate(kb: KnowledgeBase, background: bool, chunk: list[Any], output: Output) -> list[Any]:
+class Tally(NamedTuple):
+    """Counts over some records, made where they are evaluated so the parent only adds them up."""
+
+    status: Counter[str]
+    categories: Counter[str]
+    rules: Counter[str]
+    undetermined: Counter[str]
+    caveats: Counter[str]
+
+    @classmethod
+    def of(cls, records: list[Record]) -> Tally:
+        tally = cls(Counter(), Counter(), Counter(), Counter(), Counter())
+        for record in records:
+            tally.status[record.status] += 1
+            for rule, category, caveats in record.applied:
+                tally.categories[category] += 1
+                tally.rules[rule] += 1
+                tally.caveats.update(caveats)
+            tally.undetermined.update(record.undetermined)
+        return tally
+
+
+class Chunk(NamedTuple):
+    records: list[Record]
+    tally: Tally
+
+
+def _evaluate(kb: KnowledgeBase, background: bool, chunk: list[Any], output: Output) -> Any:
     outcomes = [run_case(kb, _as_entry(item), background) for item in chunk]
     if output == "outcomes":
         return outcomes
-    return [record_of(o, lines=output == "lines") for o in outcomes]
+    records = [record_of(o, lines=output == "lines") for o in outcomes]
+    return Chunk(records, Tally.of(records))
 
 
 def _in_worker(chunk: list[Any], output: Output) -> list[Any]:
@@ -151,9 +179,31 @@ def run_parallel(
 ) -> Iterator[Any]:
     """For each item, in input order: an `Outcome` ("outcomes"), or a `Record` with its JSON
     Lines record ("lines") or without ("records", for reports that only count)."""
+    for chunk in run_chunks(
+        items,
+        kb=kb,
+        workers=workers,
+        include_background=include_background,
+        output=output,
+        chunk_size=chunk_size,
+    ):
+        yield from (chunk if output == "outcomes" else chunk.records)
+
+
+def run_chunks(
+    items: Iterable[Any],
+    *,
+    kb: KnowledgeBase,
+    workers: int,
+    include_background: bool = False,
+    output: Output = "lines",
+    chunk_size: int = CHUNK,
+) -> Iterator[list[Any]]:
+    """As `run_parallel`, a chunk at a time: a list of outcomes, or a `Chunk` of records with
+    their counts (a report writes a chunk in one go)."""
     if workers <= 1:
         for chunk in _chunks(items, chunk_size):
-            yield from _evaluate(kb, include_background, chunk, output)
+            yield _evaluate(kb, include_background, chunk, output)
         return
     methods = mp.get_all_start_methods()
     if "fork" in methods:
@@ -163,7 +213,7 @@ def run_parallel(
         context = mp.get_context("spawn")
         initargs = (None, str(kb.root), include_background)
     else:  # an in-memory pack cannot be sent to a spawned process
-        yield from run_parallel(
+        yield from run_chunks(
             items,
             kb=kb,
             workers=1,
@@ -185,9 +235,9 @@ def run_parallel(
             crew.send(number % workers, ([_shipped(item) for item in chunk], output))
             pending.append(number % workers)
             while len(pending) >= workers * WINDOW:
-                yield from crew.receive(pending.popleft())
+                yield crew.receive(pending.popleft())
         while pending:
-            yield from crew.receive(pending.popleft())
+            yield crew.receive(pending.popleft())
         crew.close()
     except BaseException:
         crew.kill()

@@ -36,7 +36,7 @@ from .authoring import (
     release,
     scaffold,
 )
-from .batch import default_workers, run_parallel
+from .batch import default_workers, run_chunks, run_parallel
 from .cases import CASE_KEYS, read_cases
 from .errors import PackError, ScenarioError
 from .evaluate import run
@@ -199,7 +199,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         writer = WRITERS[fmt](out, kb)
         if fmt == "table" and args.out is None:
             writer = TableWriter(out, kb, console=_stdout())
-        records = run_parallel(
+        chunks = run_chunks(
             read_cases(args.paths, parse_json_lines=False),
             kb=kb,
             workers=workers,
@@ -208,13 +208,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
         try:
             with _progress(show_progress, total) as advance:
-                for record in records:
-                    writer.add(record)
-                    summary.add(record)
-                    advance(1)
+                for chunk in chunks:
+                    writer.add_many(chunk.records)
+                    summary.add_chunk(chunk)
+                    advance(len(chunk.records))
         except KeyboardInterrupt:
             summary.interrupted = True
-            records.close()
+            chunks.close()
             done = f"stopped the workers; {summary.counts_line()}"
             _say(err, "interrupted", done, style="bold yellow")
             if args.out:

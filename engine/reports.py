@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .batch import Record
+from .batch import Chunk, Record
 from .knowledge_base import KnowledgeBase
 from .render import DISCLAIMER
 
@@ -66,6 +66,19 @@ class Summary:
     rows: list[Row] = field(default_factory=list)
     interrupted: bool = False
 
+    def add_chunk(self, chunk: Chunk) -> None:
+        """Add a chunk's counts, and keep such of its records as a person will read."""
+        tally = chunk.tally
+        self.cases += len(chunk.records)
+        self.status.update(tally.status)
+        self.categories.update(tally.categories)
+        self.rules.update(tally.rules)
+        self.undetermined.update(tally.undetermined)
+        self.caveats.update(tally.caveats)
+        if len(self.rows) < self.max_rows or tally.status["fail"] or tally.status["error"]:
+            for record in chunk.records:
+                self._keep(record)
+
     def add(self, record: Record) -> None:
         self.cases += 1
         self.status[record.status] += 1
@@ -78,6 +91,9 @@ class Summary:
         undetermined = self.undetermined
         for rule in record.undetermined:
             undetermined[rule] += 1
+        self._keep(record)
+
+    def _keep(self, record: Record) -> None:
         keep_row = len(self.rows) < self.max_rows
         listed = self.failures if record.status == "fail" else self.errors
         keep_listed = record.status in ("fail", "error") and len(listed) < self.max_listed
@@ -149,6 +165,10 @@ class Writer:
     def add(self, record: Record) -> None:
         pass
 
+    def add_many(self, records: list[Record]) -> None:
+        for record in records:
+            self.add(record)
+
     def end(self, summary: Summary) -> None:
         pass
 
@@ -159,6 +179,9 @@ class JsonlWriter(Writer):
     def add(self, record: Record) -> None:
         assert record.json_line is not None
         self.out.write(record.json_line + b"\n")
+
+    def add_many(self, records: list[Record]) -> None:
+        self.out.write(b"".join([r.json_line + b"\n" for r in records]))  # type: ignore[operator]
 
 
 class JsonWriter(Writer):

@@ -82,6 +82,7 @@ class Vocabulary:
         self.order = {cid: i for i, cid in enumerate(self.concepts)}
         self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
         self._seen: dict[str, Resolution | None] = {}
+        self._suggested: dict[tuple[str, str | None, int], list[str]] = {}
         self._text: dict[str, tuple[str, Literal["label", "synonym"]]] = {}
         for concept in self.concepts.values():
             self._text.setdefault(normalise_text(concept.label), (concept.id, "label"))
@@ -179,6 +180,14 @@ class Vocabulary:
 
     def suggestions(self, text: str, kind: ConceptKind | None = None, limit: int = 3) -> list[str]:
         """Preferred labels of the concepts whose label or synonym is closest to the text."""
+        key = (text, kind, limit)
+        if key not in self._suggested:
+            if len(self._suggested) > 10_000:  # a typo comes back across a case library
+                self._suggested.clear()
+            self._suggested[key] = self._suggest(text, kind, limit)
+        return list(self._suggested[key])
+
+    def _suggest(self, text: str, kind: ConceptKind | None, limit: int) -> list[str]:
         names = {
             key: cid
             for key, (cid, _) in self._text.items()

@@ -207,3 +207,24 @@ def test_two_packs_side_by_side():
     assert evaluate(scenario) == before
     assert run(small, generated) == on_small
     assert on_small.knowledge_base.id == "generated-9" and before.knowledge_base.id == "clonazepam"
+
+
+def test_a_pack_of_a_thousand_rules_agrees_with_the_reference():
+    kb = synthetic.pack(seed=1000, n_rules=1000)
+    assert len(kb.rules) == 1000 and len(kb.program.rulesets) > 1
+    rng = random.Random(1000)
+    for i in range(300):
+        scenario = synthetic.scenario(rng, kb, max_items=8)
+        assert run(kb, scenario, include_background=i % 3 == 0) == run(
+            kb, scenario, include_background=i % 3 == 0, matcher="reference"
+        ), scenario
+
+
+def test_scale_packs_fire_exactly_what_the_small_pack_fires():
+    small = synthetic.pack(7, 30)
+    large = synthetic.pack(7, 400, active=30)
+    rng = random.Random(7)
+    for _ in range(200):
+        scenario = synthetic.scenario(rng, small)
+        a, b = run(small, scenario), run(large, scenario)
+        assert a.rules() == b.rules() and a.undetermined == b.undetermined

@@ -1,0 +1,453 @@
+"""Caveat's benchmark: speed, scale, batch and memory, measured as ratios within one run.
+
+    python bench/run.py            # the full run (a few minutes on 2 cores)
+    python bench/run.py --quick    # smaller sizes, fewer repetitions: a smoke test
+
+Writes bench/results/latest.json and prints a table. These machines are noisy: every figure is a
+median over repetitions (with the spread), and every comparison is a ratio of figures measured in
+the same run, interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from engine import KnowledgeBase, load_knowledge_base, synthetic
+from engine.cases import read_cases, split_case
+from engine.compiler import Match
+from engine.facts import normalise
+from engine.scenario import parse_scenario
+from engine.statements import build_result
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+class NoMatcher:
+    """Matching skipped: what the rest of the pipeline costs on its own."""
+
+    def match(self, facts: Any, include_background: bool) -> Match:
+        return Match()
+
+
+def pipeline(kb: KnowledgeBase, matcher: Any) -> Callable[[Any], Any]:
+    """evaluate() with the matcher chosen; every other step is the library's own."""
+
+    def run(scenario: Any) -> Any:
+        facts = normalise(parse_scenario(scenario), kb.vocabulary)
+        return build_result(kb, facts, matcher.match(facts, False), False)
+
+    return run
+
+
+def timed_pass(fn: Callable[[Any], Any], scenarios: list[Any]) -> tuple[float, list[int]]:
+    """Throughput (per second) and per-call latencies (ns) over one pass."""
+    clock = time.perf_counter_ns
+    latencies = []
+    start = clock()
+    for scenario in scenarios:
+        t = clock()
+        fn(scenario)
+        latencies.append(clock() - t)
+    elapsed = clock() - start
+    return len(scenarios) / (elapsed / 1e9), latencies
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0  # microseconds
+
+
+# 1 ------------------------------------------------------------------------------------------------
+def bench_evaluate(kb: KnowledgeBase, reps: int, n_generated: int) -> dict[str, Any]:
+    fixtures = [
+        split_case(e.data, e.name).scenario
+        for e in read_cases([REPO / "fixtures" / "cases"])
+        if e.error is None
+    ]
+    fixtures = [s for s in fixtures if _valid(s)]
+    rng = random.Random(2026)
+    generated = [synthetic.scenario(rng, kb) for _ in range(n_generated)]
+    matchers = {"durable": kb.matcher, "reference": kb.reference, "none": NoMatcher()}
+    out: dict[str, Any] = {}
+    for label, scenarios in (("fixture cases", fixtures * 20), ("generated", generated)):
+        rates: dict[str, list[float]] = {m: [] for m in matchers}
+        lat: dict[str, list[int]] = {m: [] for m in matchers}
+        ratios: list[float] = []
+        for matcher in matchers.values():  # warm up (and import the ICD-10-CM data once)
+            for scenario in scenarios:
+                pipeline(kb, matcher)(scenario)
+        for _ in range(reps):
+            this: dict[str, float] = {}
+            for name, matcher in matchers.items():
+                rate, latencies = timed_pass(pipeline(kb, matcher), scenarios)
+                rates[name].append(rate)
+                lat[name] += latencies
+                this[name] = rate
+            ratios.append(this["durable"] / this["reference"])
+        out[label] = {
+            "scenarios": len(scenarios),
+            "per_second": {m: summary(v) for m, v in rates.items()},
+            "p50_us": {m: percentile(v, 0.50) for m, v in lat.items()},
+            "p99_us": {m: percentile(v, 0.99) for m, v in lat.items()},
+            "durable_vs_reference": summary(ratios),
+        }
+    out["stages_us"] = stage_shares(kb, generated[: min(5000, len(generated))], reps)
+    return out
+
+
+def _valid(scenario: Any) -> bool:
+    try:
+        parse_scenario(scenario)
+    except ValueError:
+        return False
+    return True
+
+
+def stage_shares(kb: KnowledgeBase, scenarios: list[Any], reps: int) -> dict[str, float]:
+    """Median time per scenario of each step, measured step by step."""
+    results: dict[str, list[float]] = {}
+
+    def step(name: str, fn: Callable[[Any], Any], inputs: list[Any]) -> list[Any]:
+        start = time.perf_counter()
+        outputs = [fn(x) for x in inputs]
+        results.setdefault(name, []).append((time.perf_counter() - start) / len(inputs) * 1e6)
+        return outputs
+
+    for _ in range(reps):
+        parsed = step("validate", parse_scenario, scenarios)
+        facts = step("normalise", lambda s: normalise(s, kb.vocabulary), parsed)
+        matches = step("match: durable_rules", lambda f: kb.matcher.match(f, False), facts)
+        step("match: reference", lambda f: kb.reference.match(f, False), facts)
+        step(
+            "build result",
+            lambda fm: build_result(kb, fm[0], fm[1], False),
+            list(zip(facts, matches, strict=True)),
+        )
+        del parsed, facts, matches
+        gc.collect()
+    return {name: statistics.median(v) for name, v in results.items()}
+
+
+# 2 ------------------------------------------------------------------------------------------------
+def bench_load(reps: int) -> dict[str, Any]:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        KnowledgeBase.load()
+        times.append(time.perf_counter() - start)
+    return {"seconds": summary(times)}
+
+
+# 3 ------------------------------------------------------------------------------------------------
+def bench_scale(sizes: list[int], reps: int, n_scenarios: int) -> dict[str, Any]:
+    small = synthetic.pack(7, sizes[0])
+    rng = random.Random(7)
+    scenarios = [synthetic.scenario(rng, small) for _ in range(n_scenarios)]
+    packs, compile_s = {}, {}
+    for n in sizes:
+        start = time.perf_counter()
+        packs[n] = synthetic.pack(7, n, active=sizes[0])
+        compile_s[n] = time.perf_counter() - start
+    fired = {
+        n: sum(
+            len(
+                kb.program.decode(
+                    int(x)
+                    for x in kb.matcher.rulesets.fire(
+                        kb.program.encode(normalise(parse_scenario(s), kb.vocabulary), False)
+                    )
+                ).applies
+            )
+            for s in scenarios
+        )
+        / len(scenarios)
+        for n, kb in packs.items()
+    }
+    cost: dict[int, list[float]] = {n: [] for n in sizes}
+    ratio: list[float] = []
+    for _ in range(reps):
+        this = {}
+        for n, kb in packs.items():
+            rate, _ = timed_pass(pipeline(kb, kb.matcher), scenarios)
+            this[n] = 1e6 / rate
+            cost[n].append(this[n])
+        ratio.append(this[sizes[-1]] / this[sizes[0]])
+    return {
+        "sizes": {
+            str(n): {
+                "rules": len(packs[n].rules),
+                "rulesets": len(packs[n].program.rulesets),
+                "compile_s": compile_s[n],
+                "rules_applied_per_scenario": fired[n],
+                "us_per_evaluation": summary(cost[n]),
+            }
+            for n in sizes
+        },
+        "largest_vs_smallest": summary(ratio),
+    }
+
+
+# 4 ------------------------------------------------------------------------------------------------
+def _tree_rss_kb(pid: int) -> int:
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def run_measured(command: list[str]) -> tuple[float, int]:
+    """Wall time and peak resident memory (KB, the process and its children) of a command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_kb(proc.pid))
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{command} failed: {proc.stderr.read().decode()}")
+    return elapsed, peak
+
+
+def bench_batch(kb: KnowledgeBase, n_cases: int, reps: int) -> dict[str, Any]:
+    rng = random.Random(11)
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = Path(tmp) / "cases.jsonl"
+        with cases.open("w") as f:
+            for i in range(n_cases):
+                f.write(json.dumps({"id": f"g{i}", **synthetic.scenario(rng, kb)}) + "\n")
+        out: dict[str, Any] = {}
+        for fmt in ("jsonl", "table"):
+            seconds: dict[int, list[float]] = {1: [], 2: []}
+            peaks: dict[int, int] = {1: 0, 2: 0}
+            speedups = []
+            for _ in range(reps):
+                this = {}
+                for workers in (1, 2):
+                    command = [
+                        sys.executable,
+                        "-m",
+                        "engine",
+                        "batch",
+                        str(cases),
+                        "--workers",
+                        str(workers),
+                        "--quiet",
+                        "--format",
+                        fmt,
+                        "--out",
+                        str(Path(tmp) / f"out.{fmt}"),
+                    ]
+                    elapsed, peak = run_measured(command)
+                    seconds[workers].append(elapsed)
+                    peaks[workers] = max(peaks[workers], peak)
+                    this[workers] = elapsed
+                speedups.append(this[1] / this[2])
+            out[fmt] = {
+                "cases": n_cases,
+                "cases_per_second": {
+                    str(w): summary([n_cases / s for s in v]) for w, v in seconds.items()
+                },
+                "peak_rss_mb": {str(w): p / 1024 for w, p in peaks.items()},
+                "speedup_2_vs_1": summary(speedups),
+            }
+    return out
+
+
+# 5 ------------------------------------------------------------------------------------------------
+MEMORY_SCRIPT = """
+import json, random, sys
+from engine import evaluate, load_knowledge_base, synthetic
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+kb = load_knowledge_base()
+rng = random.Random(3)
+pool = [synthetic.scenario(rng, kb) for _ in range(2000)]
+for s in pool:
+    evaluate(s)
+n = int(sys.argv[1]); marks = {}
+start = rss()
+for i in range(n):
+    evaluate(pool[i % len(pool)], include_background=i % 5 == 0)
+    if i % (n // 5) == 0:
+        marks[i] = rss()
+print(json.dumps({"start_mb": start, "end_mb": rss(), "marks": marks}))
+"""
+
+
+def bench_memory(n: int) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(n)], capture_output=True, text=True, check=True
+    )
+    data = json.loads(proc.stdout)
+    data["evaluations"] = n
+    data["growth_mb"] = data["end_mb"] - data["start_mb"]
+    return data
+
+
+# -- report ---------------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    versions = {}
+    for package in ("durable-rules", "pydantic", "pydantic-core", "pyyaml", "simple-icd-10-cm"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+
+
+def fmt(s: dict[str, float], unit: str = "", digits: int = 0) -> str:
+    return f"{s['median']:,.{digits}f}{unit} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
+
+
+def report(results: dict[str, Any], console: Console) -> None:
+    m = results["machine"]
+    console.print(
+        f"[bold]Caveat benchmark[/] {results['when']} — {m['cores']} cores, Python "
+        f"{m['python']}, durable-rules {m['packages']['durable-rules']}, "
+        f"{results['reps']} repetitions (median, min–max)"
+    )
+    ev = results["evaluate"]
+    t = Table(title="1. evaluate() on the bundled pack", title_justify="left")
+    for c in ("scenarios", "matching", "per second", "p50 µs", "p99 µs"):
+        t.add_column(c)
+    for label in ("fixture cases", "generated"):
+        for matcher in ("durable", "reference", "none"):
+            name = {
+                "durable": "durable_rules",
+                "reference": "reference evaluator",
+                "none": "none (pipeline only)",
+            }[matcher]
+            t.add_row(
+                f"{label} ({ev[label]['scenarios']:,})",
+                name,
+                fmt(ev[label]["per_second"][matcher]),
+                f"{ev[label]['p50_us'][matcher]:.0f}",
+                f"{ev[label]['p99_us'][matcher]:.0f}",
+            )
+        t.add_row(
+            "", "[bold]durable / reference", fmt(ev[label]["durable_vs_reference"], "x", 2), "", ""
+        )
+    console.print(t)
+    t = Table(title="   steps (µs per scenario, generated)", title_justify="left")
+    t.add_column("step")
+    t.add_column("µs", justify="right")
+    for step, us in ev["stages_us"].items():
+        t.add_row(step, f"{us:.1f}")
+    console.print(t)
+    console.print(
+        f"2. load and compile the bundled pack: {fmt(results['load']['seconds'], ' s', 3)}"
+    )
+    sc = results["scale"]
+    t = Table(title="3. scale: generated packs, the same rules firing", title_justify="left")
+    for c in ("rules", "rulesets", "compile s", "rules applied", "µs / evaluation"):
+        t.add_column(c)
+    for n, row in sc["sizes"].items():
+        t.add_row(
+            n,
+            str(row["rulesets"]),
+            f"{row['compile_s']:.2f}",
+            f"{row['rules_applied_per_scenario']:.2f}",
+            fmt(row["us_per_evaluation"], digits=1),
+        )
+    t.add_row("[bold]largest / smallest", "", "", "", fmt(sc["largest_vs_smallest"], "x", 2))
+    console.print(t)
+    t = Table(title="4. caveat batch", title_justify="left")
+    for c in ("format", "cases", "1 worker /s", "2 workers /s", "speed-up", "peak RSS MB (1 / 2)"):
+        t.add_column(c)
+    for f, row in results["batch"].items():
+        t.add_row(
+            f,
+            f"{row['cases']:,}",
+            fmt(row["cases_per_second"]["1"]),
+            fmt(row["cases_per_second"]["2"]),
+            fmt(row["speedup_2_vs_1"], "x", 2),
+            f"{row['peak_rss_mb']['1']:.0f} / {row['peak_rss_mb']['2']:.0f}",
+        )
+    console.print(t)
+    mem = results["memory"]
+    console.print(
+        f"5. memory over {mem['evaluations']:,} evaluate() calls: {mem['start_mb']:.1f} MB "
+        f"→ {mem['end_mb']:.1f} MB (growth {mem['growth_mb']:+.1f} MB)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser.add_argument("--reps", type=int, help="repetitions (default 5, quick 2)")
+    parser.add_argument("--out", default=str(HERE / "results" / "latest.json"))
+    args = parser.parse_args()
+    reps = args.reps or (2 if args.quick else 5)
+    kb = load_knowledge_base()
+    console = Console()
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "reps": reps,
+        "quick": args.quick,
+        "machine": machine(),
+    }
+    steps = [
+        ("evaluate", lambda: bench_evaluate(kb, reps, 2000 if args.quick else 20_000)),
+        ("load", lambda: bench_load(reps * 2)),
+        ("scale", lambda: bench_scale([30, 300, 1000], reps, 500 if args.quick else 3000)),
+        (
+            "batch",
+            lambda: bench_batch(
+                kb, 5000 if args.quick else 100_000, 1 if args.quick else max(2, reps // 2)
+            ),
+        ),
+        ("memory", lambda: bench_memory(20_000 if args.quick else 500_000)),
+    ]
+    for name, step in steps:
+        console.print(f"[dim]running {name}…[/]")
+        results[name] = step()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    report(results, console)
+    console.print(f"[dim]written to {args.out}[/]")
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    main()
