@@ -434,7 +434,7 @@ def main() -> None:
         (
             "batch",
             lambda: bench_batch(
-                kb, 5000 if args.quick else 100_000, 1 if args.quick else max(2, reps // 2)
+                kb, 5000 if args.quick else 100_000, 1 if args.quick else max(3, reps // 2 + 1)
             ),
         ),
         ("memory", lambda: bench_memory(20_000 if args.quick else 500_000)),

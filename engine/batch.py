@@ -20,7 +20,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
-from .cases import CaseEntry, Outcome, run_case
+from .cases import CaseEntry, Outcome, entry_of, run_case
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 
 CHUNK = 64  # cases per task sent to a worker
@@ -90,20 +90,9 @@ def _init_worker(kb: KnowledgeBase | None, pack_path: str | None, background: bo
     _worker = (kb if kb is not None else load_knowledge_base(pack_path), background)
 
 
-def _shipped(item: Any) -> Any:
-    """What goes down the pipe to a worker: a JSON Lines record as a bare tuple (pickling a
-    dataclass per case would cost the parent more than the worker spends on some cases)."""
-    if isinstance(item, CaseEntry) and item.raw:
-        return (item.path, item.index, item.line, item.data)
-    return item
-
-
 def _as_entry(item: Any) -> CaseEntry:
-    if isinstance(item, CaseEntry):
-        return item
-    if isinstance(item, tuple):
-        path, index, line, text = item
-        return CaseEntry(path=path, index=index, line=line, data=text, raw=True, listed=True)
+    if isinstance(item, CaseEntry | tuple):
+        return entry_of(item)
     return CaseEntry(path="<input>", index=0, data=item)
 
 
@@ -232,7 +221,7 @@ def run_chunks(
         # output keeps the input's order with no reordering buffer, all in this one thread.
         pending: deque[int] = deque()
         for number, chunk in enumerate(_chunks(items, chunk_size)):
-            crew.send(number % workers, ([_shipped(item) for item in chunk], output))
+            crew.send(number % workers, (chunk, output))
             pending.append(number % workers)
             while len(pending) >= workers * WINDOW:
                 yield crew.receive(pending.popleft())

@@ -193,7 +193,8 @@ def read_cases(
 ) -> Iterator[CaseEntry]:
     """Every case in the given files and directories, streamed: a JSON Lines file is read line by
     line, so its size does not matter. Unreadable input becomes an entry with an error. Without
-    `parse_json_lines`, JSON Lines records are left as text (`raw`) for `parse_entry`."""
+    `parse_json_lines`, a JSON Lines record comes as a bare (path, index, line, text) tuple, to be
+    parsed where it is evaluated (`entry_of`, `parse_entry`)."""
     for path in case_files(paths):
         if path == "-":
             handle = stdin if stdin is not None else sys.stdin
@@ -229,14 +230,26 @@ def read_cases(
             yield CaseEntry(path=name, index=0, line=1, data=data)
 
 
-def _jsonl(handle: TextIO, name: str, parse: bool) -> Iterator[CaseEntry]:
+def _jsonl(handle: TextIO, name: str, parse: bool) -> Iterator[Any]:
     index = 0
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
-        entry = CaseEntry(path=name, index=index, line=number, data=line, raw=True, listed=True)
-        yield parse_entry(entry) if parse else entry
+        if parse:
+            yield parse_entry(
+                CaseEntry(path=name, index=index, line=number, data=line, raw=True, listed=True)
+            )
+        else:
+            yield (name, index, number, line)  # a raw record, as cheap as it gets (see entry_of)
         index += 1
+
+
+def entry_of(item: Any) -> CaseEntry:
+    """A case entry from what `read_cases` yields: an entry, or a raw JSON Lines record."""
+    if isinstance(item, tuple):
+        path, index, line, text = item
+        return CaseEntry(path=path, index=index, line=line, data=text, raw=True, listed=True)
+    return item
 
 
 def parse_entry(entry: CaseEntry) -> CaseEntry:
