@@ -122,20 +122,15 @@ def check_expectations(expect: Expect, result: Result) -> list[str]:
         if rule not in undetermined:
             state = "applies" if rule in applied else "does not apply"
             failures.append(f"expected {rule} to be undetermined; it {state}")
-    not_covered = [n.input for n in result.not_covered]
-    for item in expect.not_covered:
-        if not _listed(item, not_covered):
-            failures.append(
-                f"expected {item!r} to be reported not covered; not covered: "
-                f"{sorted(n.input for n in result.not_covered)}"
-            )
-    unrecognized = [u.input for u in result.unrecognized]
-    for item in expect.unrecognized:
-        if not _listed(item, unrecognized):
-            failures.append(
-                f"expected {item!r} to be reported unrecognised; unrecognised: "
-                f"{sorted(u.input for u in result.unrecognized)}"
-            )
+    for wanted, reported, name in (
+        (expect.not_covered, [n.input for n in result.not_covered], "not covered"),
+        (expect.unrecognized, [u.input for u in result.unrecognized], "unrecognised"),
+    ):
+        for item in wanted:
+            if not _listed(item, reported):
+                failures.append(
+                    f"expected {item!r} to be reported {name}; {name}: {sorted(reported)}"
+                )
     return failures
 
 

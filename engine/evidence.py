@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -22,14 +22,7 @@ Basis = Literal[
     "investigational",
     "descriptive",
 ]
-BASES: tuple[str, ...] = (
-    "controlled-trials",
-    "uncontrolled-trials",
-    "clinical-experience",
-    "off-label",
-    "investigational",
-    "descriptive",
-)
+BASES: tuple[str, ...] = get_args(Basis)
 
 
 class Attribution(BaseModel):

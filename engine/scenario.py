@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -29,10 +29,10 @@ Dose = Literal["low", "standard", "high"]
 Response = Literal["none", "transient", "sustained"]
 CodeSystem = Literal["ICD-10-CM", "SNOMED-CT", "ATC", "RxNorm"]
 
-INTENTS: tuple[str, ...] = ("acute", "short-term", "long-term")
-DOSES: tuple[str, ...] = ("low", "standard", "high")
-RESPONSES: tuple[str, ...] = ("none", "transient", "sustained")
-CODE_SYSTEMS: tuple[str, ...] = ("ICD-10-CM", "SNOMED-CT", "ATC", "RxNorm")
+INTENTS: tuple[str, ...] = get_args(Intent)
+DOSES: tuple[str, ...] = get_args(Dose)
+RESPONSES: tuple[str, ...] = get_args(Response)
+CODE_SYSTEMS: tuple[str, ...] = get_args(CodeSystem)
 
 MAX_AGE = 130
 MAX_YEARS = 130

@@ -13,23 +13,12 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
-from conftest import CASES, REPO
+from conftest import CASES, REPO, caveat
 
 from engine import evaluate, load_knowledge_base
 from engine.batch import CHUNK, WINDOW, evaluate_many, run_parallel
 from engine.cases import read_cases
 from engine.cli import atomic_output, main
-
-
-def caveat(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def jsonl(path: Path) -> list[dict]:

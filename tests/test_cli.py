@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import CASES, REPO
+from conftest import CASES, caveat
 
 from engine.cli import main
 
 EXAMPLE = CASES / "child-absence-seizures-acute.yaml"
-
-
-def caveat(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 def test_evaluate_prints_a_readable_report():
