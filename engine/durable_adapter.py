@@ -132,7 +132,8 @@ def limit_problems(expressions: Sequence[dict[str, Any]]) -> list[str]:
 
 
 class DurableRulesets:
-    """Compiled durable_rules rulesets for one pack, evaluated one fact per session."""
+    """Compiled durable_rules rulesets for one pack: each evaluation asserts one fact, drains the
+    actions and retracts the fact, leaving the session empty for the next evaluation."""
 
     def __init__(self, definitions: Sequence[dict[str, Any]], label: str = "pack") -> None:
         self._handles: list[int] = []
@@ -186,7 +187,7 @@ class DurableRulesets:
                 message = _dre.complete_and_start_action(handle, state)
             if not started:
                 raise EngineError("durable_rules ran no action, not even the sentinel")
-            # The session lives on, empty: creating one costs twice a whole evaluation.
+            # The session lives on, empty: a new one per evaluation would cost more than matching.
             done = _dre.retract_facts(handle, payload)[0] == 0
         except _dre.error as exc:
             raise EngineError(f"durable_rules failed while matching: {exc}") from None

@@ -194,6 +194,17 @@ def test_5_adapter_repeats_the_same_scenario_faithfully():
     first = evaluate(scenario)
     for _ in range(50):
         assert evaluate(scenario) == first
+    # nothing is left in the session between evaluations
+    for handle in load_knowledge_base().matcher.rulesets._handles:
+        assert json.loads(dre.get_facts(handle, "1")) == []
+
+
+def test_5_a_failed_evaluation_starts_the_next_from_a_new_session():
+    rulesets = DurableRulesets([{"0": {"all": [{"m": {"a": 1}}]}}], "d5")
+    with pytest.raises(EngineError):
+        rulesets.fire({f"p{i}": True for i in range(300)})
+    assert rulesets.fire({"a": 1}) == ["0"]
+    assert rulesets.fire({"a": 2}) == []
 
 
 # 6 ------------------------------------------------------------------------------------------------
