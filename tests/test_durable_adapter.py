@@ -200,11 +200,14 @@ def test_5_adapter_repeats_the_same_scenario_faithfully():
 
 
 def test_5_a_failed_evaluation_starts_the_next_from_a_new_session():
-    rulesets = DurableRulesets([{"0": {"all": [{"m": {"a": 1}}]}}], "d5")
-    with pytest.raises(EngineError):
-        rulesets.fire({f"p{i}": True for i in range(300)})
-    assert rulesets.fire({"a": 1}) == ["0"]
-    assert rulesets.fire({"a": 2}) == []
+    # built by hand past durable_rules' stack limit (the compiler would have split it)
+    rulesets = DurableRulesets(
+        [{str(i): {"all": [{"m": {f"c{i}": True}}]} for i in range(100)}], "d5"
+    )
+    with pytest.raises(EngineError, match="303"):
+        rulesets.fire({f"c{i}": True for i in range(80)})  # fails half-way through matching
+    assert rulesets.fire({"c1": True}) == ["1"]
+    assert rulesets.fire({"c2": True}) == ["2"]
 
 
 # 6 ------------------------------------------------------------------------------------------------
