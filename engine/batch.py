@@ -15,6 +15,7 @@ import os
 import pickle
 import queue
 import signal
+import tempfile
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,7 +25,7 @@ from .cases import CaseEntry, Outcome, entry_of, run_case
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 
 CHUNK = 64  # cases per task sent to a worker
-WINDOW = 4  # chunks in flight per worker
+WINDOW = 8  # chunks in flight per worker
 
 
 class Record(NamedTuple):
@@ -40,7 +41,7 @@ class Record(NamedTuple):
     json_line: bytes | None  # the complete JSON Lines record (UTF-8), when the report needs it
 
 
-Output = Literal["outcomes", "records", "lines"]
+Output = Literal["outcomes", "records", "lines", "spooled"]
 
 
 def json_line(outcome: Outcome) -> bytes:
@@ -121,14 +122,41 @@ class Tally(NamedTuple):
 class Chunk(NamedTuple):
     records: list[Record]
     tally: Tally
+    spool: tuple[str, int] | None = None  # (file, size): the chunk's JSON Lines, written aside
 
 
 def _evaluate(kb: KnowledgeBase, background: bool, chunk: list[Any], output: Output) -> Any:
     outcomes = [run_case(kb, _as_entry(item), background) for item in chunk]
     if output == "outcomes":
         return outcomes
-    records = [record_of(o, lines=output == "lines") for o in outcomes]
+    records = [record_of(o, lines=output in ("lines", "spooled")) for o in outcomes]
+    if output == "spooled" and _spool is not None:
+        # The lines go to a file of this worker's, and the parent copies them into the output in
+        # the kernel: 4 KB a case need not be pickled, piped and unpickled.
+        path = _spool.next_slot()
+        data = b"".join([r.json_line + b"\n" for r in records])  # type: ignore[operator]
+        with open(path, "wb") as handle:
+            handle.write(data)
+        stripped = [r._replace(json_line=None) for r in records]
+        return Chunk(stripped, Tally.of(records), (path, len(data)))
     return Chunk(records, Tally.of(records))
+
+
+class _Spool:
+    """A worker's slot files: with at most WINDOW chunks in flight per worker, a slot is written
+    again only after the parent has copied what it held."""
+
+    def __init__(self, directory: str, worker: int) -> None:
+        self.paths = [os.path.join(directory, f"{worker}-{i}.jsonl") for i in range(WINDOW + 1)]
+        self.count = 0
+
+    def next_slot(self) -> str:
+        path = self.paths[self.count % len(self.paths)]
+        self.count += 1
+        return path
+
+
+_spool: _Spool | None = None  # set in a worker when the parent spools
 
 
 def _in_worker(chunk: list[Any], output: Output) -> list[Any]:
@@ -191,8 +219,9 @@ def run_chunks(
     """As `run_parallel`, a chunk at a time: a list of outcomes, or a `Chunk` of records with
     their counts (a report writes a chunk in one go)."""
     if workers <= 1:
+        serial: Output = "lines" if output == "spooled" else output
         for chunk in _chunks(items, chunk_size):
-            yield _evaluate(kb, include_background, chunk, output)
+            yield _evaluate(kb, include_background, chunk, serial)
         return
     methods = mp.get_all_start_methods()
     if "fork" in methods:
@@ -215,7 +244,8 @@ def run_chunks(
     # copy every page they sit on into each worker (copy-on-write), for nothing.
     gc.collect()
     gc.freeze()
-    crew = _Crew(context, workers, initargs)
+    spool_dir = tempfile.TemporaryDirectory(prefix="caveat-spool-")
+    crew = _Crew(context, workers, initargs, spool_dir.name)
     try:
         # Chunk i goes to worker i % n and its results are read back in the same order, so the
         # output keeps the input's order with no reordering buffer, all in this one thread.
@@ -233,17 +263,21 @@ def run_chunks(
         raise
     finally:
         gc.unfreeze()
+        spool_dir.cleanup()
 
 
 class _Crew:
     """Worker processes, each with its own pipe: no helper threads in the parent."""
 
-    def __init__(self, context: Any, workers: int, initargs: tuple[Any, ...]) -> None:
+    def __init__(
+        self, context: Any, workers: int, initargs: tuple[Any, ...], spool_dir: str
+    ) -> None:
         self.pipes = []
         self.processes = []
-        for _ in range(workers):
+        for index in range(workers):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_work, args=(theirs, initargs), daemon=True)
+            args = (theirs, initargs, spool_dir, index)
+            process = context.Process(target=_work, args=args, daemon=True)
             process.start()
             theirs.close()
             self.pipes.append(ours)
@@ -279,13 +313,15 @@ class _Crew:
             pipe.close()
 
 
-def _work(pipe: Any, initargs: tuple[Any, ...]) -> None:
+def _work(pipe: Any, initargs: tuple[Any, ...], spool_dir: str, index: int) -> None:
     """A worker's life: evaluate chunks until told to stop (a None task).
 
     A reader thread takes tasks off the pipe as soon as they come, so the parent never blocks
     sending a task while this worker blocks sending results it has not yet read: no deadlock,
     whatever the size of a chunk."""
+    global _spool
     _init_worker(*initargs)
+    _spool = _Spool(spool_dir, index)
     tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def read() -> None:

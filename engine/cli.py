@@ -204,12 +204,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
             kb=kb,
             workers=workers,
             include_background=args.background,
-            output="lines" if writer.lines else "records",
+            output=("spooled" if fmt == "jsonl" else "lines") if writer.lines else "records",
         )
         try:
             with _progress(show_progress, total) as advance:
                 for chunk in chunks:
-                    writer.add_many(chunk.records)
+                    writer.add_chunk(chunk)
                     summary.add_chunk(chunk)
                     advance(len(chunk.records))
         except KeyboardInterrupt:

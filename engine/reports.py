@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
@@ -165,8 +166,8 @@ class Writer:
     def add(self, record: Record) -> None:
         pass
 
-    def add_many(self, records: list[Record]) -> None:
-        for record in records:
+    def add_chunk(self, chunk: Chunk) -> None:
+        for record in chunk.records:
             self.add(record)
 
     def end(self, summary: Summary) -> None:
@@ -180,8 +181,24 @@ class JsonlWriter(Writer):
         assert record.json_line is not None
         self.out.write(record.json_line + b"\n")
 
-    def add_many(self, records: list[Record]) -> None:
-        self.out.write(b"".join([r.json_line + b"\n" for r in records]))  # type: ignore[operator]
+    def add_chunk(self, chunk: Chunk) -> None:
+        if chunk.spool is None:
+            lines = [r.json_line + b"\n" for r in chunk.records]  # type: ignore[operator]
+            self.out.write(b"".join(lines))
+            return
+        path, size = chunk.spool  # written aside by a worker: copied file to file by the kernel
+        self.out.flush()
+        target = self.out.fileno()
+        source = os.open(path, os.O_RDONLY)
+        try:
+            sent = 0
+            while sent < size:
+                done = os.sendfile(target, source, sent, size - sent)
+                if done == 0:
+                    raise OSError(f"{path} ended before its {size} bytes")
+                sent += done
+        finally:
+            os.close(source)
 
 
 class JsonWriter(Writer):
