@@ -475,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version="caveat 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    pack_help = "knowledge pack directory (default: ./rules if there is one, else the bundled pack)"
 
     ev = sub.add_parser("evaluate", help="evaluate one scenario file and show what applies")
     ev.add_argument(
@@ -486,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also show statements that hold whatever the scenario (class, pharmacology)",
     )
-    ev.add_argument("--pack", metavar="DIR", help="knowledge pack directory (default: bundled)")
+    ev.add_argument("--pack", metavar="DIR", help=pack_help)
     ev.set_defaults(func=cmd_evaluate)
 
     ba = sub.add_parser(
@@ -516,10 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="include the statements that hold whatever the scenario",
     )
-    ba.add_argument("--pack", metavar="DIR", help="knowledge pack directory (default: bundled)")
+    ba.add_argument("--pack", metavar="DIR", help=pack_help)
     ba.set_defaults(func=cmd_batch)
 
-    pack_help = "knowledge pack directory (default: ./rules if there is one, else the bundled pack)"
     cases_help = "case files or directories (default: fixtures/cases)"
 
     ex = sub.add_parser("explain", help="why each rule applies, does not apply or is undetermined")
