@@ -36,7 +36,7 @@ from .authoring import (
     release,
     scaffold,
 )
-from .batch import default_workers, run_chunks, run_parallel
+from .batch import default_workers, run_chunks
 from .cases import CASE_KEYS, read_cases
 from .errors import PackError, ScenarioError
 from .evaluate import run
@@ -44,7 +44,7 @@ from .explain import explain, render_explanation
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 from .pack import MANIFEST, bundled_pack_path
 from .render import render_result
-from .reports import FORMATS, SUFFIXES, WRITERS, Summary, TableWriter
+from .reports import FORMATS, SUFFIXES, WRITERS, Summary, TableWriter, actual
 from .scenario import read_document
 from .suggestions import did_you_mean
 from .yamlfile import YamlProblem
@@ -314,19 +314,17 @@ def cmd_test(args: argparse.Namespace) -> int:
     if not entries:
         raise _Usage("no case matches")
     summary = Summary(kb)
-    for record in run_parallel(entries, kb=kb, workers=1):
-        summary.add(record)
-        if record.status in ("fail", "error") or args.verbose:
+    for chunk in run_chunks(entries, kb=kb, workers=1, output="records"):
+        summary.add_chunk(chunk)
+        for record in chunk.records:
+            if record.status not in ("fail", "error") and not args.verbose:
+                continue
             where = f"{record.path}:{record.line}" if record.line else record.path
             print(f"{record.status.upper():5} {record.case}  ({where})")
             for problem in record.problems:
                 print(f"      {problem}")
             if record.status == "fail":
-                rules = [r for r, _, _ in record.applied]
-                print(
-                    f"      actual: applies [{', '.join(rules)}]; "
-                    f"undetermined [{', '.join(record.undetermined)}]"
-                )
+                print(f"      {actual([r for r, _, _ in record.applied], record.undetermined)}")
     print(summary.counts_line())
     return summary.exit_code
 

@@ -80,20 +80,6 @@ class Summary:
             for record in chunk.records:
                 self._keep(record)
 
-    def add(self, record: Record) -> None:
-        self.cases += 1
-        self.status[record.status] += 1
-        categories, rules, caveats_seen = self.categories, self.rules, self.caveats
-        for rule, category, caveats in record.applied:
-            categories[category] += 1
-            rules[rule] += 1
-            for code in caveats:
-                caveats_seen[code] += 1
-        undetermined = self.undetermined
-        for rule in record.undetermined:
-            undetermined[rule] += 1
-        self._keep(record)
-
     def _keep(self, record: Record) -> None:
         keep_row = len(self.rows) < self.max_rows
         listed = self.failures if record.status == "fail" else self.errors
@@ -146,9 +132,15 @@ class Summary:
         )
 
     def actual(self, row: Row) -> str:
-        applied = ", ".join(row.applied) or "none"
-        undetermined = ", ".join(row.undetermined) or "none"
-        return f"actual: applies [{applied}]; undetermined [{undetermined}]"
+        return actual(list(row.applied), row.undetermined)
+
+
+def actual(applied: list[str], undetermined: list[str]) -> str:
+    """What came out of a case, beside what its expectations asked."""
+    return (
+        f"actual: applies [{', '.join(applied) or 'none'}]; "
+        f"undetermined [{', '.join(undetermined) or 'none'}]"
+    )
 
 
 class Writer:

@@ -27,11 +27,6 @@ def _icd() -> ModuleType:
     return _module
 
 
-def preload() -> None:
-    """Import the terminology now (before forking workers, say) rather than on first use."""
-    _icd()
-
-
 def normalise_icd(code: str) -> str:
     """Upper-case and put the dot where ICD-10-CM has it (G40A09 -> G40.A09)."""
     code = code.strip().upper()
