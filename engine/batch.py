@@ -21,7 +21,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
-from .cases import CaseEntry, Outcome, entry_of, run_case
+from .cases import CaseEntry, Outcome, cases_in, entries_of, run_case
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 
 CHUNK = 64  # cases per task sent to a worker
@@ -91,14 +91,8 @@ def _init_worker(kb: KnowledgeBase | None, pack_path: str | None, background: bo
     _worker = (kb if kb is not None else load_knowledge_base(pack_path), background)
 
 
-def _as_entry(item: Any) -> CaseEntry:
-    if isinstance(item, CaseEntry | tuple):
-        return entry_of(item)
-    return CaseEntry(path="<input>", index=0, data=item)
-
-
 class Tally(NamedTuple):
-    """Counts over some records, made where they are evaluated so the parent only adds them up."""
+    """Counts over some cases, made where they are evaluated so the parent only adds them up."""
 
     status: Counter[str]
     categories: Counter[str]
@@ -107,39 +101,46 @@ class Tally(NamedTuple):
     caveats: Counter[str]
 
     @classmethod
-    def of(cls, records: list[Record]) -> Tally:
+    def of(cls, outcomes: list[Outcome]) -> Tally:
         tally = cls(Counter(), Counter(), Counter(), Counter(), Counter())
-        for record in records:
-            tally.status[record.status] += 1
-            for rule, category, caveats in record.applied:
-                tally.categories[category] += 1
-                tally.rules[rule] += 1
-                tally.caveats.update(caveats)
-            tally.undetermined.update(record.undetermined)
+        for outcome in outcomes:
+            tally.status[outcome.status] += 1
+            if outcome.result is None:
+                continue
+            for statement in outcome.result.statements:
+                tally.categories[statement.category] += 1
+                tally.rules[statement.rule] += 1
+                tally.caveats.update([caveat.code for caveat in statement.caveats])
+            tally.undetermined.update([u.rule for u in outcome.result.undetermined])
         return tally
 
 
 class Chunk(NamedTuple):
-    records: list[Record]
+    size: int  # the cases in the chunk
+    records: list[Record]  # every case's, or only those a person will read (`run_chunks`' detail)
     tally: Tally
     spool: tuple[str, int] | None = None  # (file, size): the chunk's JSON Lines, written aside
 
 
-def _evaluate(kb: KnowledgeBase, background: bool, chunk: list[Any], output: Output) -> Any:
-    outcomes = [run_case(kb, _as_entry(item), background) for item in chunk]
+PROBLEMS = ("fail", "error")  # the statuses whose records always come back
+
+
+def _evaluate(
+    kb: KnowledgeBase, background: bool, chunk: list[Any], output: Output, detail: bool = True
+) -> Any:
+    outcomes = [run_case(kb, e, background) for item in chunk for e in entries_of(item)]
     if output == "outcomes":
         return outcomes
-    records = [record_of(o, lines=output in ("lines", "spooled")) for o in outcomes]
+    lines = output == "lines"
+    kept = outcomes if detail or lines else [o for o in outcomes if o.status in PROBLEMS]
+    records = [record_of(o, lines=lines) for o in kept]
     if output == "spooled" and _spool is not None:
         # The lines go to a file of this worker's, and the parent copies them into the output in
         # the kernel: 4 KB a case need not be pickled, piped and unpickled.
-        path = _spool.next_slot()
-        data = b"".join([r.json_line + b"\n" for r in records])  # type: ignore[operator]
-        with open(path, "wb") as handle:
-            handle.write(data)
-        stripped = [r._replace(json_line=None) for r in records]
-        return Chunk(stripped, Tally.of(records), (path, len(data)))
-    return Chunk(records, Tally.of(records))
+        data = b"".join([json_line(o) + b"\n" for o in outcomes])
+        path = _spool.write(data)
+        return Chunk(len(outcomes), records, Tally.of(outcomes), (path, len(data)))
+    return Chunk(len(outcomes), records, Tally.of(outcomes))
 
 
 class _Spool:
@@ -150,18 +151,20 @@ class _Spool:
         self.paths = [os.path.join(directory, f"{worker}-{i}.jsonl") for i in range(WINDOW + 1)]
         self.count = 0
 
-    def next_slot(self) -> str:
+    def write(self, data: bytes) -> str:
         path = self.paths[self.count % len(self.paths)]
         self.count += 1
+        with open(path, "wb") as handle:
+            handle.write(data)
         return path
 
 
 _spool: _Spool | None = None  # set in a worker when the parent spools
 
 
-def _in_worker(chunk: list[Any], output: Output) -> list[Any]:
+def _in_worker(chunk: list[Any], output: Output, detail: bool) -> list[Any]:
     assert _worker is not None, "the worker was not initialised"
-    return _evaluate(*_worker, chunk, output)
+    return _evaluate(*_worker, chunk, output, detail)
 
 
 # -- parent side ---------------------------------------------------------------------------------
@@ -174,15 +177,19 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def _chunks(items: Iterable[Any], size: int) -> Iterator[tuple[list[Any], int]]:
+    """Items grouped to hold about `size` cases each (a block of JSON Lines is never split), with
+    the number of cases in each group."""
     chunk: list[Any] = []
+    cases = 0
     for item in items:
         chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
+        cases += cases_in(item)
+        if cases >= size:
+            yield chunk, cases
+            chunk, cases = [], 0
     if chunk:
-        yield chunk
+        yield chunk, cases
 
 
 def run_parallel(
@@ -194,8 +201,9 @@ def run_parallel(
     output: Output = "lines",
     chunk_size: int = CHUNK,
 ) -> Iterator[Any]:
-    """For each item, in input order: an `Outcome` ("outcomes"), or a `Record` with its JSON
-    Lines record ("lines") or without ("records", for reports that only count)."""
+    """For each case, in input order: an `Outcome` ("outcomes"), or a `Record` with its JSON
+    Lines record ("lines") or without ("records"). An item is a scenario mapping, a `CaseEntry`
+    or a `Lines` block of `read_cases`."""
     for chunk in run_chunks(
         items,
         kb=kb,
@@ -215,13 +223,24 @@ def run_chunks(
     include_background: bool = False,
     output: Output = "lines",
     chunk_size: int = CHUNK,
+    detail: int | None = None,
 ) -> Iterator[list[Any]]:
-    """As `run_parallel`, a chunk at a time: a list of outcomes, or a `Chunk` of records with
-    their counts (a report writes a chunk in one go)."""
+    """As `run_parallel`, a chunk at a time: a list of outcomes, or a `Chunk` with its counts (a
+    report writes a chunk in one go). With `detail`, a chunk has the records of the first `detail`
+    cases of the input and after them only those of cases that failed or were in error (a report
+    that only counts need not have the rest made and sent); "spooled" writes the JSON Lines of
+    every case aside (see `Chunk.spool`) instead of into its records."""
+    sent = 0
+
+    def wanted(cases: int) -> bool:
+        nonlocal sent
+        sent += cases
+        return detail is None or sent - cases < detail
+
     if workers <= 1:
         serial: Output = "lines" if output == "spooled" else output
-        for chunk in _chunks(items, chunk_size):
-            yield _evaluate(kb, include_background, chunk, serial)
+        for chunk, cases in _chunks(items, chunk_size):
+            yield _evaluate(kb, include_background, chunk, serial, wanted(cases))
         return
     methods = mp.get_all_start_methods()
     if "fork" in methods:
@@ -238,6 +257,7 @@ def run_chunks(
             include_background=include_background,
             output=output,
             chunk_size=chunk_size,
+            detail=detail,
         )
         return
     # Objects the workers inherit are left alone by their garbage collector: scanning them would
@@ -250,8 +270,8 @@ def run_chunks(
         # Chunk i goes to worker i % n and its results are read back in the same order, so the
         # output keeps the input's order with no reordering buffer, all in this one thread.
         pending: deque[int] = deque()
-        for number, chunk in enumerate(_chunks(items, chunk_size)):
-            crew.send(number % workers, (chunk, output))
+        for number, (chunk, cases) in enumerate(_chunks(items, chunk_size)):
+            crew.send(number % workers, (chunk, output, wanted(cases)))
             pending.append(number % workers)
             while len(pending) >= workers * WINDOW:
                 yield crew.receive(pending.popleft())
@@ -336,9 +356,8 @@ def _work(pipe: Any, initargs: tuple[Any, ...], spool_dir: str, index: int) -> N
 
     threading.Thread(target=read, daemon=True).start()
     while (task := tasks.get()) is not None:
-        chunk, output = task
         try:
-            reply: tuple[str, Any] = ("ok", _in_worker(chunk, output))
+            reply: tuple[str, Any] = ("ok", _in_worker(*task))
         except Exception as exc:  # a bug: report it instead of hanging the parent
             reply = ("error", f"{type(exc).__name__}: {exc}")
         pipe.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -159,7 +159,7 @@ class CaseEntry:
     line: int | None = None
     data: Any = None
     error: str | None = None
-    raw: bool = False  # data is a JSON Lines record not yet parsed
+    raw: bool = False  # data is a JSON Lines record (bytes) not yet parsed
     listed: bool = False  # one of several cases in its file
 
     @property
@@ -183,17 +183,77 @@ def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str]:
             yield p
 
 
+BLOCK = 16 * 1024  # bytes of a JSON Lines file read at a time: about 80 typical records
+_BLANK_HINTS = (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\x0b", b"\n\x0c")
+
+
+class Lines(NamedTuple):
+    """Whole lines of a JSON Lines file, as read. They are split into records and parsed only where
+    they are evaluated: a batch's reading process hands blocks to its workers without looking at a
+    single record. A line is a record unless it is blank (only ASCII white space)."""
+
+    path: str
+    index: int  # the position in the file of the block's first record
+    line: int  # the number of the block's first line
+    text: bytes
+    count: int  # the records in the block
+
+    def entries(self) -> Iterator[CaseEntry]:
+        index = self.index
+        for number, raw in enumerate(self.text.split(b"\n"), start=self.line):
+            if raw.strip():  # (the piece after a final newline is blank too)
+                yield CaseEntry(
+                    path=self.path, index=index, line=number, data=raw, raw=True, listed=True
+                )
+                index += 1
+
+
+def _records_in(text: bytes) -> int:
+    lines = text.count(b"\n") + (not text.endswith(b"\n"))
+    if not (text[:1].isspace() or any(hint in text for hint in _BLANK_HINTS)):
+        return lines  # no line can be blank: counted without splitting
+    return sum(1 for raw in text.split(b"\n") if raw.strip())
+
+
+def _jsonl_blocks(handle: IO[Any], name: str) -> Iterator[Lines]:
+    """A JSON Lines stream in blocks of whole lines: as much as one read gives (so a pipe is
+    answered as it flows), cut after its last newline; a line longer than a read is joined whole."""
+    binary = getattr(handle, "buffer", handle)
+    read = getattr(binary, "read1", binary.read)
+    index, line = 0, 1
+    held: list[bytes] = []  # the start of a line not yet ended
+
+    def block(text: bytes) -> Lines:
+        nonlocal index, line
+        lines = Lines(name, index, line, text, _records_in(text))
+        index += lines.count
+        line += text.count(b"\n")
+        return lines
+
+    while piece := read(BLOCK):
+        if isinstance(piece, str):  # a text stream with no bytes underneath (io.StringIO)
+            piece = piece.encode("utf-8")
+        cut = piece.rfind(b"\n") + 1
+        if cut == 0:
+            held.append(piece)
+            continue
+        yield block(b"".join([*held, piece[:cut]]) if held else piece[:cut])
+        held = [piece[cut:]] if cut < len(piece) else []
+    if held:
+        yield block(b"".join(held))
+
+
 def read_cases(
-    paths: Sequence[str | Path], stdin: TextIO | None = None, *, parse_json_lines: bool = True
-) -> Iterator[CaseEntry]:
-    """Every case in the given files and directories, streamed: a JSON Lines file is read line by
-    line, so its size does not matter. Unreadable input becomes an entry with an error. Without
-    `parse_json_lines`, a JSON Lines record comes as a bare (path, index, line, text) tuple, to be
-    parsed where it is evaluated (`entry_of`, `parse_entry`)."""
+    paths: Sequence[str | Path], stdin: IO[Any] | None = None, *, parse_json_lines: bool = True
+) -> Iterator[CaseEntry | Lines]:
+    """Every case in the given files and directories, streamed: a JSON Lines file is read a block
+    at a time, so its size does not matter. Unreadable input becomes an entry with an error.
+    Without `parse_json_lines`, JSON Lines come as `Lines` blocks, to be split and parsed where
+    they are evaluated (`entries_of`)."""
     for path in case_files(paths):
         if path == "-":
             handle = stdin if stdin is not None else sys.stdin
-            yield from _jsonl(handle, "<stdin>", parse_json_lines)
+            yield from _jsonl(_jsonl_blocks(handle, "<stdin>"), parse_json_lines)
             continue
         assert isinstance(path, Path)
         name = str(path)
@@ -202,9 +262,9 @@ def read_cases(
             continue
         if path.suffix == ".jsonl":
             try:
-                with path.open(encoding="utf-8") as handle:
-                    yield from _jsonl(handle, name, parse_json_lines)
-            except (OSError, UnicodeDecodeError) as exc:
+                with path.open("rb") as handle:
+                    yield from _jsonl(_jsonl_blocks(handle, name), parse_json_lines)
+            except OSError as exc:
                 yield CaseEntry(path=name, index=0, error=f"{name}: cannot read: {exc}")
             continue
         try:
@@ -225,26 +285,29 @@ def read_cases(
             yield CaseEntry(path=name, index=0, line=1, data=data)
 
 
-def _jsonl(handle: TextIO, name: str, parse: bool) -> Iterator[Any]:
-    index = 0
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        if parse:
-            yield parse_entry(
-                CaseEntry(path=name, index=index, line=number, data=line, raw=True, listed=True)
-            )
-        else:
-            yield (name, index, number, line)  # a raw record, as cheap as it gets (see entry_of)
-        index += 1
+def _jsonl(blocks: Iterator[Lines], parse: bool) -> Iterator[CaseEntry | Lines]:
+    if not parse:
+        yield from blocks
+        return
+    for block in blocks:
+        for entry in block.entries():
+            yield parse_entry(entry)
 
 
-def entry_of(item: Any) -> CaseEntry:
-    """A case entry from what `read_cases` yields: an entry, or a raw JSON Lines record."""
-    if isinstance(item, tuple):
-        path, index, line, text = item
-        return CaseEntry(path=path, index=index, line=line, data=text, raw=True, listed=True)
-    return item
+def entries_of(item: Any) -> Iterator[CaseEntry]:
+    """The case entries in what `read_cases` yields (an entry, or a block of JSON Lines), or the
+    one case that a bare scenario mapping is."""
+    if isinstance(item, Lines):
+        yield from item.entries()
+    elif isinstance(item, CaseEntry):
+        yield item
+    else:
+        yield CaseEntry(path="<input>", index=0, data=item)
+
+
+def cases_in(item: Any) -> int:
+    """How many cases `entries_of(item)` gives, without splitting a block."""
+    return item.count if isinstance(item, Lines) else 1
 
 
 def parse_entry(entry: CaseEntry) -> CaseEntry:
@@ -252,8 +315,15 @@ def parse_entry(entry: CaseEntry) -> CaseEntry:
     if not entry.raw:
         return entry
     where = dict(path=entry.path, index=entry.index, line=entry.line, listed=entry.listed)
+    text = entry.data
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            at = f"{entry.path}:{entry.line}:{exc.start + 1}"
+            return CaseEntry(**where, error=f"{at}: not valid UTF-8 (byte {text[exc.start]:#04x})")
     try:
-        data = json.loads(entry.data)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         at = f"{entry.path}:{entry.line}:{exc.colno}"
         return CaseEntry(**where, error=f"{at}: not valid JSON: {exc.msg}")

@@ -37,7 +37,7 @@ from .authoring import (
     scaffold,
 )
 from .batch import default_workers, run_chunks
-from .cases import CASE_KEYS, read_cases
+from .cases import CASE_KEYS, cases_in, read_cases
 from .errors import PackError, ScenarioError
 from .evaluate import run
 from .explain import explain, render_explanation
@@ -140,11 +140,7 @@ def _count_cases(paths: Sequence[str]) -> int | None:
     """How many cases the inputs hold, for the progress bar (None when reading stdin)."""
     if "-" in paths:
         return None
-    total = 0
-    for entry in read_cases(list(paths), parse_json_lines=False):
-        total += 1
-        del entry
-    return total
+    return sum(cases_in(item) for item in read_cases(list(paths), parse_json_lines=False))
 
 
 class _RateColumn(ProgressColumn):
@@ -205,13 +201,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
             workers=workers,
             include_background=args.background,
             output=("spooled" if fmt == "jsonl" else "lines") if writer.lines else "records",
+            detail=summary.max_rows,
         )
         try:
             with _progress(show_progress, total) as advance:
                 for chunk in chunks:
                     writer.add_chunk(chunk)
                     summary.add_chunk(chunk)
-                    advance(len(chunk.records))
+                    advance(chunk.size)
         except KeyboardInterrupt:
             summary.interrupted = True
             chunks.close()

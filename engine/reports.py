@@ -70,7 +70,7 @@ class Summary:
     def add_chunk(self, chunk: Chunk) -> None:
         """Add a chunk's counts, and keep such of its records as a person will read."""
         tally = chunk.tally
-        self.cases += len(chunk.records)
+        self.cases += chunk.size
         self.status.update(tally.status)
         self.categories.update(tally.categories)
         self.rules.update(tally.rules)

@@ -16,9 +16,10 @@ import pytest
 from conftest import CASES, REPO, caveat
 
 from engine import evaluate, load_knowledge_base
-from engine.batch import CHUNK, WINDOW, evaluate_many, run_parallel
+from engine.batch import CHUNK, WINDOW, evaluate_many, run_chunks, run_parallel
 from engine.cases import read_cases
 from engine.cli import atomic_output, main
+from engine.reports import Summary
 
 
 def jsonl(path: Path) -> list[dict]:
@@ -52,6 +53,29 @@ def test_order_is_kept_with_many_small_chunks():
         expected = evaluate(item).model_dump(mode="json")
         assert json.loads(record.json_line)["result"] == expected
         assert json.loads(record.json_line)["case"] == record.case
+
+
+def test_a_report_that_counts_gets_every_count_and_only_the_records_it_keeps():
+    kb = load_knowledge_base()
+    wrong = {"expect": {"applies": ["acute-mania"]}}
+    items = [
+        {"id": f"c{i}", "conditions": ["RLS"], **(wrong if i % 50 == 7 else {})} for i in range(400)
+    ]
+    for workers in (1, 2):
+        chunks = list(run_chunks(items, kb=kb, workers=workers, output="records", detail=100))
+        assert sum(chunk.size for chunk in chunks) == 400
+        # whole chunks up to the 100th case (2 of 64), then only the failures
+        assert [r.case for c in chunks for r in c.records] == [
+            *(f"c{i}" for i in range(128)),
+            *(f"c{i}" for i in range(128, 400) if i % 50 == 7),
+        ]
+        summary = Summary(kb, max_rows=100)
+        for chunk in chunks:
+            summary.add_chunk(chunk)
+        assert summary.cases == 400 and summary.status == {"evaluated": 392, "fail": 8}
+        assert summary.rules["rls-third-line"] == 400
+        assert [row.case for row in summary.rows] == [f"c{i}" for i in range(100)]
+        assert [row.case for row in summary.failures] == [f"c{i}" for i in range(7, 400, 50)]
 
 
 def test_input_is_read_ahead_only_a_bounded_amount():
