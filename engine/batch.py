@@ -1,9 +1,12 @@
 """Evaluating many cases: streamed, in input order, in parallel worker processes.
 
 The parent process reads the input and writes the output; workers (forked from a parent that has
-already compiled the pack, so each worker compiles nothing) evaluate chunks of cases and send back
-each case's output line ready-made, so the parent stays light. At most a few chunks per worker are
-in flight at once, which bounds memory whatever the size of the input.
+already compiled the pack, so each worker compiles nothing) do everything in between. JSON Lines
+reach them as blocks of bytes that they split and parse themselves; they send back each chunk's
+counts, and records only for the cases a report will show. Output lines are made ready by the
+workers too (for JSON Lines, written to spool files the parent copies in the kernel), so the
+parent stays light. At most a few chunks per worker are in flight at once, which bounds memory
+whatever the size of the input.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ class Record(NamedTuple):
     problems: list[str]
     applied: list[tuple[str, str, tuple[str, ...]]]  # (rule, category, caveat codes)
     undetermined: list[str]
-    json_line: bytes | None  # the complete JSON Lines record (UTF-8), when the report needs it
 
 
-Output = Literal["outcomes", "records", "lines", "spooled"]
+Output = Literal["outcomes", "records", "lines"]
+Frame = tuple[bytes, bytes]  # what goes before and after each case's JSON record in the output
+JSON_LINES: Frame = (b"", b"\n")
 
 
 def json_line(outcome: Outcome) -> bytes:
@@ -60,7 +64,7 @@ def json_line(outcome: Outcome) -> bytes:
     return head[:-1] + b', "result": ' + result + b"}"
 
 
-def record_of(outcome: Outcome, lines: bool = True) -> Record:
+def record_of(outcome: Outcome) -> Record:
     result = outcome.result
     applied = (
         [(s.rule, s.category, tuple(c.code for c in s.caveats)) for s in result.statements]
@@ -75,7 +79,6 @@ def record_of(outcome: Outcome, lines: bool = True) -> Record:
         problems=list(outcome.problems),
         applied=applied,
         undetermined=[u.rule for u in result.undetermined] if result else [],
-        json_line=json_line(outcome) if lines else None,
     )
 
 
@@ -119,28 +122,40 @@ class Chunk(NamedTuple):
     size: int  # the cases in the chunk
     records: list[Record]  # every case's, or only those a person will read (`run_chunks`' detail)
     tally: Tally
-    spool: tuple[str, int] | None = None  # (file, size): the chunk's JSON Lines, written aside
+    # With output "lines", every case's JSON record, framed, as bytes made in this process ...
+    text: bytes | None = None
+    # ... or, made in a worker, in a file of its: (path, size). The parent copies it into the
+    # output in the kernel: 4 KB a case need not be pickled, piped and unpickled.
+    spool: tuple[str, int] | None = None
 
 
 PROBLEMS = ("fail", "error")  # the statuses whose records always come back
 
 
 def _evaluate(
-    kb: KnowledgeBase, background: bool, chunk: list[Any], output: Output, detail: bool = True
+    kb: KnowledgeBase,
+    background: bool,
+    chunk: list[Any],
+    output: Output,
+    detail: bool = True,
+    frame: Frame = JSON_LINES,
 ) -> Any:
     outcomes = [run_case(kb, e, background) for item in chunk for e in entries_of(item)]
     if output == "outcomes":
         return outcomes
-    lines = output == "lines"
-    kept = outcomes if detail or lines else [o for o in outcomes if o.status in PROBLEMS]
-    records = [record_of(o, lines=lines) for o in kept]
-    if output == "spooled" and _spool is not None:
-        # The lines go to a file of this worker's, and the parent copies them into the output in
-        # the kernel: 4 KB a case need not be pickled, piped and unpickled.
-        data = b"".join([json_line(o) + b"\n" for o in outcomes])
-        path = _spool.write(data)
-        return Chunk(len(outcomes), records, Tally.of(outcomes), (path, len(data)))
-    return Chunk(len(outcomes), records, Tally.of(outcomes))
+    kept = outcomes if detail else [o for o in outcomes if o.status in PROBLEMS]
+    records = [record_of(o) for o in kept]
+    tally = Tally.of(outcomes)
+    if output == "records":
+        return Chunk(len(outcomes), records, tally)
+    before, after = frame
+    parts: list[bytes] = []
+    for outcome in outcomes:
+        parts += (before, json_line(outcome), after)
+    text = b"".join(parts)
+    if _spool is not None:  # in a worker
+        return Chunk(len(outcomes), records, tally, spool=(_spool.write(text), len(text)))
+    return Chunk(len(outcomes), records, tally, text=text)
 
 
 class _Spool:
@@ -162,9 +177,9 @@ class _Spool:
 _spool: _Spool | None = None  # set in a worker when the parent spools
 
 
-def _in_worker(chunk: list[Any], output: Output, detail: bool) -> list[Any]:
+def _in_worker(chunk: list[Any], output: Output, detail: bool, frame: Frame) -> list[Any]:
     assert _worker is not None, "the worker was not initialised"
-    return _evaluate(*_worker, chunk, output, detail)
+    return _evaluate(*_worker, chunk, output, detail, frame)
 
 
 # -- parent side ---------------------------------------------------------------------------------
@@ -198,12 +213,12 @@ def run_parallel(
     kb: KnowledgeBase,
     workers: int,
     include_background: bool = False,
-    output: Output = "lines",
+    output: Literal["outcomes", "records"] = "outcomes",
     chunk_size: int = CHUNK,
 ) -> Iterator[Any]:
-    """For each case, in input order: an `Outcome` ("outcomes"), or a `Record` with its JSON
-    Lines record ("lines") or without ("records"). An item is a scenario mapping, a `CaseEntry`
-    or a `Lines` block of `read_cases`."""
+    """For each case, in input order: its `Outcome`, or its `Record` (output "records": the part
+    of an outcome a report counts, cheaper to send back). An item is a scenario mapping, a
+    `CaseEntry` or a `Lines` block of `read_cases`."""
     for chunk in run_chunks(
         items,
         kb=kb,
@@ -221,15 +236,16 @@ def run_chunks(
     kb: KnowledgeBase,
     workers: int,
     include_background: bool = False,
-    output: Output = "lines",
+    output: Output = "records",
     chunk_size: int = CHUNK,
     detail: int | None = None,
-) -> Iterator[list[Any]]:
+    frame: Frame = JSON_LINES,
+) -> Iterator[Any]:
     """As `run_parallel`, a chunk at a time: a list of outcomes, or a `Chunk` with its counts (a
-    report writes a chunk in one go). With `detail`, a chunk has the records of the first `detail`
-    cases of the input and after them only those of cases that failed or were in error (a report
-    that only counts need not have the rest made and sent); "spooled" writes the JSON Lines of
-    every case aside (see `Chunk.spool`) instead of into its records."""
+    report writes a chunk in one go). Output "lines" adds every case's JSON record, between the
+    two parts of `frame`, as the chunk's text or spool. With `detail`, a chunk has the records of
+    the first `detail` cases of the input and after them only those of cases that failed or were
+    in error (a report need not have the rest made and sent)."""
     sent = 0
 
     def wanted(cases: int) -> bool:
@@ -238,9 +254,8 @@ def run_chunks(
         return detail is None or sent - cases < detail
 
     if workers <= 1:
-        serial: Output = "lines" if output == "spooled" else output
         for chunk, cases in _chunks(items, chunk_size):
-            yield _evaluate(kb, include_background, chunk, serial, wanted(cases))
+            yield _evaluate(kb, include_background, chunk, output, wanted(cases), frame)
         return
     methods = mp.get_all_start_methods()
     if "fork" in methods:
@@ -258,6 +273,7 @@ def run_chunks(
             output=output,
             chunk_size=chunk_size,
             detail=detail,
+            frame=frame,
         )
         return
     # Objects the workers inherit are left alone by their garbage collector: scanning them would
@@ -271,7 +287,7 @@ def run_chunks(
         # output keeps the input's order with no reordering buffer, all in this one thread.
         pending: deque[int] = deque()
         for number, (chunk, cases) in enumerate(_chunks(items, chunk_size)):
-            crew.send(number % workers, (chunk, output, wanted(cases)))
+            crew.send(number % workers, (chunk, output, wanted(cases), frame))
             pending.append(number % workers)
             while len(pending) >= workers * WINDOW:
                 yield crew.receive(pending.popleft())

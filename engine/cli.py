@@ -36,7 +36,7 @@ from .authoring import (
     release,
     scaffold,
 )
-from .batch import default_workers, run_chunks
+from .batch import JSON_LINES, default_workers, run_chunks
 from .cases import CASE_KEYS, cases_in, read_cases
 from .errors import PackError, ScenarioError
 from .evaluate import run
@@ -200,8 +200,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
             kb=kb,
             workers=workers,
             include_background=args.background,
-            output=("spooled" if fmt == "jsonl" else "lines") if writer.lines else "records",
+            output="lines" if writer.frame else "records",
             detail=summary.max_rows,
+            frame=writer.frame or JSON_LINES,
         )
         try:
             with _progress(show_progress, total) as advance:

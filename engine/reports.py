@@ -11,6 +11,7 @@ import html
 import io
 import json
 import os
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .batch import Chunk, Record
+from .batch import JSON_LINES, Chunk, Frame, Record
 from .knowledge_base import KnowledgeBase
 from .render import DISCLAIMER
 
@@ -144,9 +145,9 @@ def actual(applied: list[str], undetermined: list[str]) -> str:
 
 
 class Writer:
-    """Writes records as they come, and the summary at the end, to a binary stream."""
+    """Writes each chunk as it comes, and the summary at the end, to a binary stream."""
 
-    lines: ClassVar[bool] = False  # whether it needs each case's JSON Lines record
+    frame: ClassVar[Frame | None] = None  # how it wants each case's JSON record framed, if at all
 
     def __init__(self, out: BinaryIO, kb: KnowledgeBase) -> None:
         self.out = out
@@ -155,56 +156,55 @@ class Writer:
     def text(self, text: str) -> None:
         self.out.write(text.encode("utf-8"))
 
-    def add(self, record: Record) -> None:
-        pass
-
     def add_chunk(self, chunk: Chunk) -> None:
-        for record in chunk.records:
-            self.add(record)
+        pass
 
     def end(self, summary: Summary) -> None:
         pass
 
-
-class JsonlWriter(Writer):
-    lines = True
-
-    def add(self, record: Record) -> None:
-        assert record.json_line is not None
-        self.out.write(record.json_line + b"\n")
-
-    def add_chunk(self, chunk: Chunk) -> None:
-        if chunk.spool is None:
-            lines = [r.json_line + b"\n" for r in chunk.records]  # type: ignore[operator]
-            self.out.write(b"".join(lines))
+    def copy(self, chunk: Chunk, skip: int = 0) -> None:
+        """Write a chunk's framed JSON records but their first `skip` bytes: from memory, or from
+        the file a worker wrote them to, copied file to file by the kernel."""
+        if chunk.text is not None:
+            self.out.write(memoryview(chunk.text)[skip:])
             return
-        path, size = chunk.spool  # written aside by a worker: copied file to file by the kernel
+        assert chunk.spool is not None, "a chunk of output 'lines' has its records"
+        path, size = chunk.spool
         self.out.flush()
-        target = self.out.fileno()
-        source = os.open(path, os.O_RDONLY)
-        try:
-            sent = 0
+        with open(path, "rb") as source:
+            try:
+                target = self.out.fileno()
+            except (OSError, io.UnsupportedOperation):  # not a file: an in-memory stream
+                source.seek(skip)
+                shutil.copyfileobj(source, self.out)
+                return
+            sent = skip
             while sent < size:
-                done = os.sendfile(target, source, sent, size - sent)
+                done = os.sendfile(target, source.fileno(), sent, size - sent)
                 if done == 0:
                     raise OSError(f"{path} ended before its {size} bytes")
                 sent += done
-        finally:
-            os.close(source)
+
+
+class JsonlWriter(Writer):
+    frame = JSON_LINES
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        self.copy(chunk)
 
 
 class JsonWriter(Writer):
-    lines = True
+    frame = (b",\n", b"")  # a comma before every case but the first, which skips it
 
     def __init__(self, out: BinaryIO, kb: KnowledgeBase) -> None:
         super().__init__(out, kb)
         self.first = True
         self.text('{"cases": [\n')
 
-    def add(self, record: Record) -> None:
-        assert record.json_line is not None
-        self.out.write(record.json_line if self.first else b",\n" + record.json_line)
-        self.first = False
+    def add_chunk(self, chunk: Chunk) -> None:
+        if chunk.size:
+            self.copy(chunk, skip=len(self.frame[0]) if self.first else 0)
+            self.first = False
 
     def end(self, summary: Summary) -> None:
         self.text('\n],\n"summary": ' + json.dumps(summary.to_dict(), indent=1) + "}\n")
