@@ -248,7 +248,7 @@ def bench_batch(kb: KnowledgeBase, n_cases: int, reps: int) -> dict[str, Any]:
             for i in range(n_cases):
                 f.write(json.dumps({"id": f"g{i}", **synthetic.scenario(rng, kb)}) + "\n")
         out: dict[str, Any] = {}
-        for fmt in ("jsonl", "table"):
+        for fmt in ("jsonl", "json", "table"):
             seconds: dict[int, list[float]] = {1: [], 2: []}
             peaks: dict[int, int] = {1: 0, 2: 0}
             speedups = []
@@ -434,7 +434,7 @@ def main() -> None:
         (
             "batch",
             lambda: bench_batch(
-                kb, 5000 if args.quick else 100_000, 1 if args.quick else max(3, reps // 2 + 1)
+                kb, 5000 if args.quick else 100_000, 1 if args.quick else max(3, reps)
             ),
         ),
         ("memory", lambda: bench_memory(20_000 if args.quick else 500_000)),

@@ -160,18 +160,22 @@ def _evaluate(
 
 class _Spool:
     """A worker's slot files: with at most WINDOW chunks in flight per worker, a slot is written
-    again only after the parent has copied what it held."""
+    again only after the parent has copied what it held. A slot is overwritten in place, never
+    truncated: truncating a file and writing it again makes some file systems (ext4) write it
+    out to disk at once, a disk write per chunk for files that are only ever read back."""
 
     def __init__(self, directory: str, worker: int) -> None:
         self.paths = [os.path.join(directory, f"{worker}-{i}.jsonl") for i in range(WINDOW + 1)]
+        self.files = [os.open(path, os.O_RDWR | os.O_CREAT, 0o600) for path in self.paths]
         self.count = 0
 
     def write(self, data: bytes) -> str:
-        path = self.paths[self.count % len(self.paths)]
+        slot = self.count % len(self.paths)
         self.count += 1
-        with open(path, "wb") as handle:
-            handle.write(data)
-        return path
+        view, at = memoryview(data), 0
+        while at < len(view):
+            at += os.pwrite(self.files[slot], view[at:], at)
+        return self.paths[slot]
 
 
 _spool: _Spool | None = None  # set in a worker when the parent spools

@@ -184,7 +184,6 @@ def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str]:
 
 
 BLOCK = 16 * 1024  # bytes of a JSON Lines file read at a time: about 80 typical records
-_BLANK_HINTS = (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\x0b", b"\n\x0c")
 
 
 class Lines(NamedTuple):
@@ -209,10 +208,7 @@ class Lines(NamedTuple):
 
 
 def _records_in(text: bytes) -> int:
-    lines = text.count(b"\n") + (not text.endswith(b"\n"))
-    if not (text[:1].isspace() or any(hint in text for hint in _BLANK_HINTS)):
-        return lines  # no line can be blank: counted without splitting
-    return sum(1 for raw in text.split(b"\n") if raw.strip())
+    return sum(1 for raw in text.split(b"\n") if raw.strip())  # about 20 µs for 16 KB
 
 
 def _jsonl_blocks(handle: IO[Any], name: str) -> Iterator[Lines]:
