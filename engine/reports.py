@@ -11,7 +11,6 @@ import html
 import io
 import json
 import os
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
@@ -176,7 +175,7 @@ class Writer:
                 target = self.out.fileno()
             except (OSError, io.UnsupportedOperation):  # not a file: an in-memory stream
                 source.seek(skip)
-                shutil.copyfileobj(source, self.out)
+                self.out.write(source.read(size - skip))  # (a slot file may hold more after)
                 return
             sent = skip
             while sent < size:
