@@ -183,7 +183,7 @@ def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str]:
             yield p
 
 
-BLOCK = 16 * 1024  # bytes of a JSON Lines file read at a time: about 80 typical records
+BLOCK = 64 * 1024  # bytes of JSON Lines read at a time: a chunk of work, some 350 typical records
 
 
 class Lines(NamedTuple):
@@ -208,7 +208,7 @@ class Lines(NamedTuple):
 
 
 def _records_in(text: bytes) -> int:
-    return sum(1 for raw in text.split(b"\n") if raw.strip())  # about 20 µs for 16 KB
+    return sum(1 for raw in text.split(b"\n") if raw.strip())  # some 1.5 µs a KB
 
 
 def _jsonl_blocks(handle: IO[Any], name: str) -> Iterator[Lines]:
