@@ -7,6 +7,7 @@ the summary is written at the end. Memory stays bounded: the per-case detail a h
 
 from __future__ import annotations
 
+import errno
 import html
 import io
 import json
@@ -163,26 +164,45 @@ class Writer:
 
     def copy(self, chunk: Chunk, skip: int = 0) -> None:
         """Write a chunk's framed JSON records but their first `skip` bytes: from memory, or from
-        the file a worker wrote them to, copied file to file by the kernel."""
+        the file a worker wrote them to, copied file to file by the kernel where it can."""
         if chunk.text is not None:
             self.out.write(memoryview(chunk.text)[skip:])
             return
         assert chunk.spool is not None, "a chunk of output 'lines' has its records"
         path, size = chunk.spool
-        self.out.flush()
         with open(path, "rb") as source:
-            try:
-                target = self.out.fileno()
-            except (OSError, io.UnsupportedOperation):  # not a file: an in-memory stream
-                source.seek(skip)
-                self.out.write(source.read(size - skip))  # (a slot file may hold more after)
+            if self.kernel_copy and self._sendfile(source.fileno(), skip, size):
                 return
-            sent = skip
-            while sent < size:
-                done = os.sendfile(target, source.fileno(), sent, size - sent)
-                if done == 0:
-                    raise OSError(f"{path} ended before its {size} bytes")
-                sent += done
+            source.seek(skip)
+            self.out.write(source.read(size - skip))  # (a slot file may hold more after)
+
+    kernel_copy = True  # until the output or the system turns out not to allow it
+
+    def _sendfile(self, source: int, start: int, size: int) -> bool:
+        """Copy bytes start..size of a file to the output with sendfile; False if that is not
+        possible here (an in-memory stream, or a system whose sendfile only writes to sockets)."""
+        try:
+            self.out.flush()
+            target = self.out.fileno()
+        except (OSError, io.UnsupportedOperation):
+            self.kernel_copy = False
+            return False
+        sent = start
+        while sent < size:
+            try:
+                done = os.sendfile(target, source, sent, size - sent)
+            except OSError as exc:
+                if sent > start or exc.errno not in _NO_SENDFILE:
+                    raise
+                self.kernel_copy = False
+                return False
+            if done == 0:
+                raise OSError(f"a spool file ended before its {size} bytes")
+            sent += done
+        return True
+
+
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP}
 
 
 class JsonlWriter(Writer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -86,6 +87,33 @@ def test_a_report_that_counts_gets_every_count_and_only_the_records_it_keeps():
         assert summary.rules["rls-third-line"] == 400
         assert [row.case for row in summary.rows] == [f"c{i}" for i in range(100)]
         assert [row.case for row in summary.failures] == [f"c{i}" for i in range(7, 400, 50)]
+
+
+def test_spooled_lines_are_copied_by_hand_where_sendfile_cannot_write(tmp_path, monkeypatch):
+    kb = load_knowledge_base()
+    items = [{"id": f"c{i}", "conditions": ["RLS"]} for i in range(300)]
+    calls = []
+
+    def no_sendfile(*args):  # as on a system whose sendfile writes only to sockets
+        calls.append(args)
+        raise OSError(errno.ENOTSOCK, "Socket operation on non-socket")
+
+    monkeypatch.setattr(os, "sendfile", no_sendfile)
+    with open(tmp_path / "out.jsonl", "wb") as out:
+        writer = JsonlWriter(out, kb)
+        for chunk in run_chunks(items, kb=kb, workers=2, chunk_size=16, output="lines"):
+            writer.add_chunk(chunk)
+    assert len(calls) == 1  # tried once, then not again
+    assert [r["case"] for r in jsonl(tmp_path / "out.jsonl")] == [f"c{i}" for i in range(300)]
+
+    def full_disk(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "sendfile", full_disk)
+    with open(tmp_path / "out.jsonl", "wb") as out, pytest.raises(OSError, match="No space"):
+        writer = JsonlWriter(out, kb)
+        for chunk in run_chunks(items, kb=kb, workers=2, chunk_size=16, output="lines"):
+            writer.add_chunk(chunk)
 
 
 def test_input_is_read_ahead_only_a_bounded_amount():
