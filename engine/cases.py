@@ -187,9 +187,9 @@ BLOCK = 64 * 1024  # bytes of JSON Lines read at a time: a chunk of work, some 3
 
 
 class Lines(NamedTuple):
-    """Whole lines of a JSON Lines file, as read. They are split into records and parsed only where
-    they are evaluated: a batch's reading process hands blocks to its workers without looking at a
-    single record. A line is a record unless it is blank (only ASCII white space)."""
+    """Whole lines of a JSON Lines file, as read. They are parsed only where they are evaluated:
+    a batch's reading process counts a block's records and hands the block to a worker as it is.
+    A line is a record unless it is blank (only ASCII white space)."""
 
     path: str
     index: int  # the position in the file of the block's first record
