@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
 from .cases import CaseEntry, Outcome, cases_in, entries_of, run_case
+from .errors import BatchError
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 
 CHUNK = 64  # cases per task sent to a worker
@@ -331,9 +332,9 @@ class _Crew:
             kind, payload = pickle.loads(self.pipes[worker].recv_bytes())
         except EOFError:
             code = self.processes[worker].exitcode
-            raise RuntimeError(f"batch worker {worker} died (exit code {code})") from None
+            raise BatchError(f"batch worker {worker} died (exit code {code})") from None
         if kind == "error":
-            raise RuntimeError(f"batch worker {worker} failed: {payload}")
+            raise BatchError(f"batch worker {worker} failed: {payload}")
         return payload
 
     def close(self) -> None:

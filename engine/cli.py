@@ -38,7 +38,7 @@ from .authoring import (
 )
 from .batch import JSON_LINES, default_workers, run_chunks
 from .cases import CASE_KEYS, cases_in, read_cases
-from .errors import PackError, ScenarioError
+from .errors import BatchError, PackError, ScenarioError
 from .evaluate import run
 from .explain import explain, render_explanation
 from .knowledge_base import KnowledgeBase, load_knowledge_base
@@ -611,6 +611,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except BatchError as exc:
+        _say(_stderr(), "error", str(exc))
+        return EXIT_INPUT
+    except OSError as exc:  # a disk full, a file that cannot be written: say so, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        _say(_stderr(), "error", f"{where}{exc.strerror or exc}")
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -73,3 +73,8 @@ class CompileError(PackError):
 
 class EngineError(CaveatError):
     """durable_rules reported a failure while evaluating; the evaluation was abandoned whole."""
+
+
+class BatchError(CaveatError, RuntimeError):
+    """A batch could not go on: a worker process died, or failed outside any one case (a case's
+    own bad input never stops a batch)."""

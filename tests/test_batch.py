@@ -302,3 +302,27 @@ def test_evaluate_many_yields_outcomes_in_order():
         assert [o.status for o in outcomes] == ["evaluated", "error", "pass"]
         assert outcomes[0].result == evaluate(items[0])
         assert "patient.age" in outcomes[1].problems[0]
+
+
+def test_a_worker_that_fails_stops_the_batch_with_a_clear_error(tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):  # inherited by the forked workers
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("engine.batch._evaluate", broken)
+    target = tmp_path / "report.jsonl"
+    args = ["batch", str(CASES), "--workers", "2", "--quiet", "--out", str(target)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error: batch worker 0 failed: OSError: [Errno 28] No space left on device" in err
+    assert "Traceback" not in err and os.listdir(tmp_path) == []
+
+
+def test_an_output_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    def full(self, chunk):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "report.jsonl"))
+
+    monkeypatch.setattr(JsonlWriter, "add_chunk", full)
+    args = ["batch", str(CASES), "--workers", "1", "--quiet", "--out", str(tmp_path / "r.jsonl")]
+    assert main(args) == 2
+    assert "report.jsonl: No space left on device" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
