@@ -11,6 +11,7 @@ whatever the size of the input.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import multiprocessing as mp
@@ -325,21 +326,32 @@ class _Crew:
             self.processes.append(process)
 
     def send(self, worker: int, task: Any) -> None:
-        self.pipes[worker].send_bytes(pickle.dumps(task, pickle.HIGHEST_PROTOCOL))
+        try:
+            self.pipes[worker].send_bytes(pickle.dumps(task, pickle.HIGHEST_PROTOCOL))
+        except (BrokenPipeError, ConnectionResetError):
+            # (not left to propagate: a broken pipe means "the reader went away" to the CLI,
+            # which is a quiet success when that reader is `head` on standard output)
+            raise self._died(worker) from None
 
     def receive(self, worker: int) -> list[Any]:
         try:
             kind, payload = pickle.loads(self.pipes[worker].recv_bytes())
-        except EOFError:
-            code = self.processes[worker].exitcode
-            raise BatchError(f"batch worker {worker} died (exit code {code})") from None
+        except (EOFError, ConnectionResetError):
+            raise self._died(worker) from None
         if kind == "error":
             raise BatchError(f"batch worker {worker} failed: {payload}")
         return payload
 
+    def _died(self, worker: int) -> BatchError:
+        self.processes[worker].join(timeout=5)
+        code = self.processes[worker].exitcode
+        return BatchError(f"batch worker {worker} died (exit code {code})")
+
     def close(self) -> None:
+        """Tell the workers to stop once every result is in; one that already went is fine."""
         for pipe in self.pipes:
-            pipe.send_bytes(pickle.dumps(None))
+            with contextlib.suppress(OSError):
+                pipe.send_bytes(pickle.dumps(None))
         for process in self.processes:
             process.join(timeout=10)
         self.kill()

@@ -326,3 +326,16 @@ def test_an_output_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch
     assert main(args) == 2
     assert "report.jsonl: No space left on device" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_a_worker_that_dies_stops_the_batch_with_a_clear_error(tmp_path, monkeypatch, capsys):
+    def die(*args, **kwargs):  # as the kernel's out-of-memory killer would
+        os._exit(9)
+
+    monkeypatch.setattr("engine.batch._evaluate", die)
+    target = tmp_path / "report.jsonl"
+    target.write_text("a good report\n")
+    args = ["batch", str(CASES), "--workers", "2", "--quiet", "--out", str(target)]
+    assert main(args) == 2
+    assert "error: batch worker 0 died (exit code 9)" in capsys.readouterr().err
+    assert target.read_text() == "a good report\n" and os.listdir(tmp_path) == ["report.jsonl"]
