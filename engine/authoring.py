@@ -174,7 +174,7 @@ def _check_duplicates(contents: PackContents, vocab: Vocabulary, add: Any) -> No
                 add(
                     _problem(
                         site.file,
-                        site.data.mark if isinstance(site.data, PosDict) else None,
+                        site.mark,
                         f"rule {rule.id} has the same conditions and {claim[0]} as rule "
                         f"{first.id}: merge them",
                         "duplicate-claim",
@@ -323,7 +323,7 @@ def _cases_exercise(
         add(
             _problem(
                 site.file,
-                site.data.mark if isinstance(site.data, PosDict) else None,
+                site.mark,
                 f"rule {rule.id}: no case exercises it (add a case where it applies and a "
                 f"near miss where it must not; `caveat rules new` scaffolds both)",
                 "unexercised",

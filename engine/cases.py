@@ -198,17 +198,16 @@ class Lines(NamedTuple):
     count: int  # the records in the block
 
     def entries(self) -> Iterator[CaseEntry]:
-        index = self.index
-        for number, raw in enumerate(self.text.split(b"\n"), start=self.line):
-            if raw.strip():  # (the piece after a final newline is blank too)
-                yield CaseEntry(
-                    path=self.path, index=index, line=number, data=raw, raw=True, listed=True
-                )
-                index += 1
+        for index, (number, raw) in enumerate(_records(self.text, self.line), start=self.index):
+            yield CaseEntry(
+                path=self.path, index=index, line=number, data=raw, raw=True, listed=True
+            )
 
 
-def _records_in(text: bytes) -> int:
-    return sum(1 for raw in text.split(b"\n") if raw.strip())  # some 1.5 µs a KB
+def _records(text: bytes, first_line: int) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of each record in whole lines: every line but the blank ones (the
+    piece after a final newline is blank too). About 1 µs a KB."""
+    return ((n, raw) for n, raw in enumerate(text.split(b"\n"), start=first_line) if raw.strip())
 
 
 def _jsonl_blocks(handle: IO[Any], name: str) -> Iterator[Lines]:
@@ -221,7 +220,7 @@ def _jsonl_blocks(handle: IO[Any], name: str) -> Iterator[Lines]:
 
     def block(text: bytes) -> Lines:
         nonlocal index, line
-        lines = Lines(name, index, line, text, _records_in(text))
+        lines = Lines(name, index, line, text, sum(1 for _ in _records(text, line)))
         index += lines.count
         line += text.count(b"\n")
         return lines

@@ -81,6 +81,11 @@ class RuleSite:
     file: str
     data: Any  # the rule's PosDict
 
+    @property
+    def mark(self) -> Mark | None:
+        """Where the rule starts, when its data kept its place."""
+        return self.data.mark if isinstance(self.data, PosDict) else None
+
 
 @dataclass
 class PackContents:

@@ -148,6 +148,7 @@ class Writer:
     """Writes each chunk as it comes, and the summary at the end, to a binary stream."""
 
     frame: ClassVar[Frame | None] = None  # how it wants each case's JSON record framed, if at all
+    kernel_copy = True  # copy spool files with sendfile, until the output or system refuses
 
     def __init__(self, out: BinaryIO, kb: KnowledgeBase) -> None:
         self.out = out
@@ -175,8 +176,6 @@ class Writer:
                 return
             source.seek(skip)
             self.out.write(source.read(size - skip))  # (a slot file may hold more after)
-
-    kernel_copy = True  # until the output or the system turns out not to allow it
 
     def _sendfile(self, source: int, start: int, size: int) -> bool:
         """Copy bytes start..size of a file to the output with sendfile; False if that is not
