@@ -86,14 +86,16 @@ def record_of(outcome: Outcome) -> Record:
 
 # -- worker side ---------------------------------------------------------------------------------
 
-_worker: tuple[KnowledgeBase, bool] | None = None  # set once in each worker process
+_worker: tuple[KnowledgeBase, bool, bool] | None = None  # set once in each worker process
 
 
-def _init_worker(kb: KnowledgeBase | None, pack_path: str | None, background: bool) -> None:
+def _init_worker(
+    kb: KnowledgeBase | None, pack_path: str | None, background: bool, draft: bool
+) -> None:
     """Runs once in each worker: the pack is inherited (fork) or loaded once (spawn)."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    _worker = (kb if kb is not None else load_knowledge_base(pack_path), background)
+    _worker = (kb if kb is not None else load_knowledge_base(pack_path), background, draft)
 
 
 class Tally(NamedTuple):
@@ -137,12 +139,13 @@ PROBLEMS = ("fail", "error")  # the statuses whose records always come back
 def _evaluate(
     kb: KnowledgeBase,
     background: bool,
+    draft: bool,
     chunk: list[Any],
     output: Output,
     detail: bool = True,
     frame: Frame = JSON_LINES,
 ) -> Any:
-    outcomes = [run_case(kb, e, background) for item in chunk for e in entries_of(item)]
+    outcomes = [run_case(kb, e, background, draft) for item in chunk for e in entries_of(item)]
     if output == "outcomes":
         return outcomes
     kept = outcomes if detail else [o for o in outcomes if o.status in PROBLEMS]
@@ -219,6 +222,7 @@ def run_parallel(
     kb: KnowledgeBase,
     workers: int,
     include_background: bool = False,
+    include_draft: bool = False,
     output: Literal["outcomes", "records"] = "outcomes",
     chunk_size: int = CHUNK,
 ) -> Iterator[Any]:
@@ -230,6 +234,7 @@ def run_parallel(
         kb=kb,
         workers=workers,
         include_background=include_background,
+        include_draft=include_draft,
         output=output,
         chunk_size=chunk_size,
     ):
@@ -242,6 +247,7 @@ def run_chunks(
     kb: KnowledgeBase,
     workers: int,
     include_background: bool = False,
+    include_draft: bool = False,
     output: Output = "records",
     chunk_size: int = CHUNK,
     detail: int | None = None,
@@ -261,21 +267,24 @@ def run_chunks(
 
     if workers <= 1:
         for chunk, cases in _chunks(items, chunk_size):
-            yield _evaluate(kb, include_background, chunk, output, wanted(cases), frame)
+            yield _evaluate(
+                kb, include_background, include_draft, chunk, output, wanted(cases), frame
+            )
         return
     methods = mp.get_all_start_methods()
     if "fork" in methods:
         context = mp.get_context("fork")
-        initargs: tuple[Any, ...] = (kb, None, include_background)
+        initargs: tuple[Any, ...] = (kb, None, include_background, include_draft)
     elif kb.root.is_dir():
         context = mp.get_context("spawn")
-        initargs = (None, str(kb.root), include_background)
+        initargs = (None, str(kb.root), include_background, include_draft)
     else:  # an in-memory pack cannot be sent to a spawned process
         yield from run_chunks(
             items,
             kb=kb,
             workers=1,
             include_background=include_background,
+            include_draft=include_draft,
             output=output,
             chunk_size=chunk_size,
             detail=detail,
@@ -402,6 +411,7 @@ def evaluate_many(
     workers: int | None = None,
     knowledge_base: KnowledgeBase | None = None,
     include_background: bool = False,
+    include_draft: bool = False,
 ) -> Iterator[Outcome]:
     """Evaluate scenarios or cases, yielding one `Outcome` per input, in input order.
 
@@ -414,5 +424,6 @@ def evaluate_many(
         kb=kb,
         workers=default_workers() if workers is None else workers,
         include_background=include_background,
+        include_draft=include_draft,
         output="outcomes",
     )

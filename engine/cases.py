@@ -339,7 +339,12 @@ class Outcome(BaseModel):
     result: Result | None = None
 
 
-def run_case(kb: KnowledgeBase, entry: CaseEntry, include_background: bool = False) -> Outcome:
+def run_case(
+    kb: KnowledgeBase,
+    entry: CaseEntry,
+    include_background: bool = False,
+    include_draft: bool = False,
+) -> Outcome:
     """Evaluate one case and hold it to its expectations; never raises for bad input."""
     entry = parse_entry(entry)
     base = {"case": entry.name, "path": entry.path, "line": entry.line}
@@ -351,7 +356,13 @@ def run_case(kb: KnowledgeBase, entry: CaseEntry, include_background: bool = Fal
         return Outcome(**base, status="error", problems=[str(p) for p in exc.problems])
     expect = case.expect
     try:
-        result = run(kb, case.scenario, include_background=include_background, source=entry.path)
+        result = run(
+            kb,
+            case.scenario,
+            include_background=include_background,
+            include_draft=include_draft,
+            source=entry.path,
+        )
     except ScenarioError as exc:
         problems = [str(p) for p in exc.problems]
         if expect is not None and expect.error:

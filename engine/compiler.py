@@ -4,7 +4,13 @@ Each rule's `when` tree is rewritten, under Kleene's three-valued logic, into tw
 disjunctive normal form over atoms (tests on the scenario fact):
 
 - T: the condition is true;
-- U: the condition is unknown (neither true nor false) because a scenario value it needs is missing.
+- U: the condition is unknown (neither true nor false) because a scenario value it needs is missing,
+  or because it rests on the absence of a condition or medication while the scenario lists one that
+  was not recognised (what was not recognised is never taken as absent).
+
+A concept test is closed-world where it is used positively (not listed as X: false) and
+open-world where the condition rests on its absence, that is under an odd number of `not`s: there
+it is false only when every item of its list was recognised, and unknown otherwise.
 
 Every disjunct becomes one durable_rules rule over the single scenario fact, so durable_rules'
 Rete network does all the matching. A fired T disjunct means the rule applies; a fired U disjunct
@@ -35,7 +41,7 @@ from .conditions import (
     leaves,
 )
 from .errors import CompileError, PackProblem
-from .facts import Atom, Facts, concept_prop
+from .facts import Atom, Facts, concept_prop, list_prop
 from .rules import Rule
 from .scenario import DOSES, INTENTS, MAX_AGE, MAX_LINE, MAX_YEARS, RESPONSES
 from .vocabulary import Vocabulary
@@ -59,11 +65,12 @@ class TooComplex(Exception):
 
 
 class Expander:
-    """T, F and U of condition trees as DNF, with contradictory alternatives pruned."""
+    """T, F and U of condition trees as DNF, with contradictory alternatives pruned. `neg` says
+    whether a node stands under an odd number of `not`s (where absence makes a rule true)."""
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
-        self._memo: dict[tuple[int, str], Dnf] = {}
+        self._memo: dict[tuple[int, str, bool], Dnf] = {}
 
     def truth(self, when: When) -> Dnf:
         if when == "always":
@@ -74,33 +81,33 @@ class Expander:
         return [] if when == "always" else self.u(when)
 
     # -- the three truth values -------------------------------------------------------------
-    def t(self, node: Any) -> Dnf:
-        return self._cached(node, "t")
+    def t(self, node: Any, neg: bool = False) -> Dnf:
+        return self._cached(node, "t", neg)
 
-    def f(self, node: Any) -> Dnf:
-        return self._cached(node, "f")
+    def f(self, node: Any, neg: bool = False) -> Dnf:
+        return self._cached(node, "f", neg)
 
-    def u(self, node: Any) -> Dnf:
-        return self._cached(node, "u")
+    def u(self, node: Any, neg: bool = False) -> Dnf:
+        return self._cached(node, "u", neg)
 
-    def _cached(self, node: Any, which: str) -> Dnf:
-        key = (id(node), which)
+    def _cached(self, node: Any, which: str, neg: bool) -> Dnf:
+        key = (id(node), which, neg)
         if key not in self._memo:
-            self._memo[key] = self._compute(node, which)
+            self._memo[key] = self._compute(node, which, neg)
         return self._memo[key]
 
-    def _compute(self, node: Any, which: str) -> Dnf:
+    def _compute(self, node: Any, which: str, neg: bool) -> Dnf:
         if isinstance(node, AllOf | AnyOf):
             kids = list(node.all if isinstance(node, AllOf) else node.any)
             conj = isinstance(node, AllOf)
             if which == ("t" if conj else "f"):
-                return self.conj([self._cached(k, which) for k in kids])
+                return self.conj([self._cached(k, which, neg) for k in kids])
             if which == ("f" if conj else "t"):
-                return self.disj([self._cached(k, which) for k in kids])
+                return self.disj([self._cached(k, which, neg) for k in kids])
             # unknown: no child decides the value (all true for `all`, all false for `any`)
             # and at least one child is unknown
             other = "t" if conj else "f"
-            maybe = [k for k in kids if self.u(k)]
+            maybe = [k for k in kids if self.u(k, neg)]
             if len(maybe) > MAX_UNKNOWN_CHILDREN:
                 raise TooComplex(
                     f"{len(maybe)} children of one all/any can be unknown "
@@ -110,13 +117,16 @@ class Expander:
             for size in range(1, len(maybe) + 1):
                 for subset in itertools.combinations(maybe, size):
                     chosen = {id(k) for k in subset}
-                    parts = [self.u(k) if id(k) in chosen else self._cached(k, other) for k in kids]
+                    parts = [
+                        self.u(k, neg) if id(k) in chosen else self._cached(k, other, neg)
+                        for k in kids
+                    ]
                     alternatives.append(self.conj(parts))
             return self.disj(alternatives)
         if isinstance(node, NotOf):
-            return self._cached(node.not_, {"t": "f", "f": "t", "u": "u"}[which])
+            return self._cached(node.not_, {"t": "f", "f": "t", "u": "u"}[which], not neg)
         if isinstance(node, _ConceptTest):
-            return self._concept(node, which)
+            return self._concept(node, which, neg)
         if isinstance(node, _NumberTest):
             tests = node.compare.tests()
             if which == "t":
@@ -135,16 +145,25 @@ class Expander:
             return [frozenset({Atom("missing", node.field)})]
         raise TypeError(f"not a condition: {node!r}")
 
-    def _concept(self, node: _ConceptTest, which: str) -> Dnf:
-        if which == "u":
-            return []  # conditions and medications are closed-world
+    def _concept(self, node: _ConceptTest, which: str, neg: bool) -> Dnf:
+        if which == "u" and not neg:
+            return []  # used positively, a concept test is closed-world
         if not node.excluded:
-            kind = "has" if which == "t" else "lacks"
-            return [frozenset({Atom(kind, concept_prop(node.concept))})]
-        members = self.members(node.concept, node.excluded)
+            present = [frozenset({Atom("has", concept_prop(node.concept))})]
+            absent = frozenset({Atom("lacks", concept_prop(node.concept))})
+        else:
+            members = self.members(node.concept, node.excluded)
+            present = [frozenset({Atom("has", concept_prop(m, exact=True))}) for m in members]
+            absent = frozenset(Atom("lacks", concept_prop(m, exact=True)) for m in members)
         if which == "t":
-            return [frozenset({Atom("has", concept_prop(m, exact=True))}) for m in members]
-        return [frozenset(Atom("lacks", concept_prop(m, exact=True)) for m in members)]
+            return present
+        if not neg:
+            return [absent]
+        # the rule rests on this absence: it is known only if every item was recognised
+        items = list_prop(node.kind + "s")
+        if which == "f":
+            return [absent | {Atom("rec", items)}]
+        return [absent | {Atom("unrec", items)}]
 
     def members(self, concept: str, excluded: Sequence[str]) -> list[str]:
         """Concepts that are `concept` or below it, but not any excluded one or below it."""
@@ -182,13 +201,13 @@ def _term_key(term: Term) -> list[tuple[Any, ...]]:
 
 def satisfiable(term: Term, vocab: Vocabulary) -> bool:
     """False when the atoms of one alternative cannot all hold (age < 5 and age > 10, say)."""
-    present = {a.prop for a in term if a.kind == "has"}
-    absent = {a.prop for a in term if a.kind in ("lacks", "missing")}
+    present = {a.prop for a in term if a.kind in ("has", "unrec")}
+    absent = {a.prop for a in term if a.kind in ("lacks", "missing", "rec")}
     if present & absent:
         return False
     for prop in present:
         concept = prop[2:]
-        if concept not in vocab:
+        if prop.startswith("u:") or concept not in vocab:
             continue
         # a given concept implies its closure flag, and a closure flag implies its ancestors'
         implied = vocab.closure(concept) if prop.startswith("g:") else vocab.ancestors[concept]
@@ -255,6 +274,8 @@ FIELD_NAMES = {
     "dose": "dose",
     "response": "resp",
     "bg": "bg",
+    "u:conditions": "uc",
+    "u:medications": "um",
 }
 ALWAYS_TRUE = {"$nex": {"nil": 1}}  # no fact has a property named nil
 
@@ -277,7 +298,14 @@ class Match:
 class Program:
     """A pack's rules as durable_rules ruleset definitions, with the fact encoding they expect."""
 
-    def __init__(self, rules: Sequence[Rule], vocab: Vocabulary, sites: dict[str, str]) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        vocab: Vocabulary,
+        sites: dict[str, str],
+        skip: frozenset[int] = frozenset(),
+    ) -> None:
+        """Compile every rule but those in `skip` (the pack's retired rules)."""
         self.vocab = vocab
         self.disjuncts: list[Disjunct] = []
         self.never: list[int] = []  # rules whose condition can never hold
@@ -286,6 +314,9 @@ class Program:
         per_rule: list[list[int]] = []
         for index, rule in enumerate(rules):
             mine: list[int] = []
+            if index in skip:
+                per_rule.append(mine)
+                continue
             try:
                 truth = expander.truth(rule.when)
                 unknown = expander.unknown(rule.when)
@@ -310,14 +341,16 @@ class Program:
         if problems:
             raise CompileError(problems)
 
-        # Concepts the pack speaks to: those its rules test for and their descendants (minus the
+        # Concepts each rule speaks to: those it tests for and their descendants (minus the
         # `except`ed ones, which a rule names only to leave out).
-        spoken: set[str] = set()
-        for rule in rules:
+        self.speaks_to: dict[int, frozenset[str]] = {}
+        for index, rule in enumerate(rules):
+            spoken: set[str] = set()
             for leaf in leaves(rule.when):
                 if isinstance(leaf, _ConceptTest):
                     spoken.update(expander.members(leaf.concept, leaf.excluded))
-        self.spoken = frozenset(spoken)
+            if index not in skip:
+                self.speaks_to[index] = frozenset(spoken)
 
         self.props: dict[str, str] = {}
         for d in self.disjuncts:
@@ -340,9 +373,9 @@ class Program:
 
     def _atom_expression(self, atom: Atom) -> dict[str, Any]:
         name = self.props[atom.prop]
-        if atom.kind in ("has", "bg"):
+        if atom.kind in ("has", "bg", "unrec"):
             return {name: True}
-        if atom.kind in ("lacks", "missing"):
+        if atom.kind in ("lacks", "missing", "rec"):
             return {"$nex": {name: 1}}
         if atom.op == "eq":
             return {name: atom.value}
@@ -392,7 +425,7 @@ class Program:
             middle = len(rule_indexes) // 2
             return split(rule_indexes[:middle]) + split(rule_indexes[middle:])
 
-        groups = split(order)
+        groups = split([r for r in order if per_rule[r]])
         return [sorted(d for r in group for d in per_rule[r]) for group in groups]
 
     # -- facts in, matches out ---------------------------------------------------------------
@@ -412,6 +445,10 @@ class Program:
             name = self.value_props.get(key)
             if name is not None:
                 fact[name] = value
+        for listed in facts.unrecognized:
+            name = self.value_props.get(list_prop(listed))
+            if name is not None:
+                fact[name] = True
         if include_background and "bg" in self.value_props:
             fact["bg"] = True
         return fact

@@ -16,11 +16,13 @@ def evaluate(
     *,
     knowledge_base: KnowledgeBase | None = None,
     include_background: bool = False,
+    include_draft: bool = False,
 ) -> Result:
     """Evaluate one scenario (a mapping, or a `Scenario`) against a pack (the bundled one by
-    default). Raises `ScenarioError` for malformed input; nothing is evaluated in that case."""
+    default). Raises `ScenarioError` for malformed input; nothing is evaluated in that case.
+    Draft rules are left out unless `include_draft`; retired rules are never evaluated."""
     kb = knowledge_base if knowledge_base is not None else load_knowledge_base()
-    return run(kb, scenario, include_background=include_background)
+    return run(kb, scenario, include_background=include_background, include_draft=include_draft)
 
 
 def run(
@@ -28,6 +30,7 @@ def run(
     scenario: Any,
     *,
     include_background: bool = False,
+    include_draft: bool = False,
     matcher: Literal["durable", "reference"] = "durable",
     source: str | None = None,
 ) -> Result:
@@ -35,4 +38,4 @@ def run(
     facts = normalise(parsed, kb.vocabulary)
     engine = kb.matcher if matcher == "durable" else kb.reference
     match = engine.match(facts, include_background)
-    return build_result(kb, facts, match, include_background)
+    return build_result(kb, facts, match, include_background, include_draft)

@@ -16,23 +16,41 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 SourceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
 Basis = Literal[
     "controlled-trials",
-    "uncontrolled-trials",
-    "clinical-experience",
-    "off-label",
+    "not-placebo-controlled-trials",
     "investigational",
-    "descriptive",
+    "stated",
 ]
 BASES: tuple[str, ...] = get_args(Basis)
 
+# What each basis means: a specific basis only where the source names that evidence.
+BASIS_MEANINGS: dict[str, str] = {
+    "controlled-trials": "the source names controlled clinical trials",
+    "not-placebo-controlled-trials": "the source names trials and says they were not "
+    "placebo-controlled",
+    "investigational": "the source calls the use investigational",
+    "stated": "the source states it without naming its evidence",
+}
+
+# Values of earlier versions, with what to write instead.
+RETIRED_BASES: dict[str, str] = {
+    "clinical-experience": "stated (the source names no clinical experience)",
+    "descriptive": "stated",
+    "uncontrolled-trials": "not-placebo-controlled-trials where the source says so (a trial "
+    "can be controlled without a placebo), else stated",
+    "off-label": "stated, with the off-label caveat",
+}
+
 
 class Attribution(BaseModel):
+    """Whose words a source is, and under which licence they are used."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    work: str
-    url: str | None = None
-    license: str
-    license_url: str | None = None
-    changes: str | None = None
+    work: str = Field(description="the work the text comes from")
+    url: str | None = Field(default=None, description="where the work is published")
+    license: str = Field(description="the licence of the work, e.g. CC BY-SA 4.0")
+    license_url: str | None = Field(default=None, description="the licence's text")
+    changes: str | None = Field(default=None, description="what was changed, if anything")
 
 
 class Exclusion(BaseModel):
@@ -40,21 +58,29 @@ class Exclusion(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    quote: Annotated[str, StringConstraints(min_length=1)]
-    reason: Annotated[str, StringConstraints(min_length=1)]
+    quote: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="the sentence, verbatim"
+    )
+    reason: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="why it makes no claim to encode"
+    )
 
 
 class SourceRecord(BaseModel):
+    """A source's record: its text file, attribution and provenance (sources/<id>.yaml)."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    id: SourceId
-    title: str
+    id: SourceId = Field(description="the id rules cite as evidence.source")
+    title: str = Field(description="a title for people")
     text: Annotated[str, StringConstraints(min_length=1)] = Field(
         description="file name of the verbatim text, next to this record"
     )
     attribution: Attribution
-    provenance: str
-    not_encoded: list[Exclusion] = Field(default_factory=list)
+    provenance: str = Field(description="where the text came from and how it was received")
+    not_encoded: list[Exclusion] = Field(
+        default_factory=list, description="sentences left out on purpose, each with its reason"
+    )
 
 
 def normalise_space(text: str) -> str:

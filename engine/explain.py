@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .conditions import (
     FACT_PATHS,
@@ -23,7 +23,7 @@ from .evaluate import run
 from .facts import Facts, normalise
 from .knowledge_base import KnowledgeBase
 from .render import because_text
-from .result import Because, Recognized
+from .result import Because, CaveatNote, Recognized
 from .rules import Rule
 from .scenario import parse_scenario
 from .statements import needs, reasons
@@ -34,24 +34,32 @@ _VALUE = {True: "true", False: "false", None: "unknown"}
 
 
 class Node(BaseModel):
-    test: str
+    """One test of a condition tree, its value on the scenario, and the facts behind it."""
+
+    test: str = Field(description="the test in words")
     value: Value
-    facts: list[Because] = []
-    needs: list[str] = []
-    children: list[Node] = []
+    facts: list[Because] = Field(default=[], description="the scenario facts it rests on")
+    needs: list[str] = Field(default=[], description="what would decide it, when unknown")
+    children: list[Node] = Field(default=[], description="the tests under all, any or not")
 
 
 class RuleExplanation(BaseModel):
+    """Why one rule applies, does not apply, or is undetermined."""
+
     rule: str
     category: str
     statement: str
     status: Status
-    condition: Node | None  # None for a background rule (`when: always`)
-    caveats: list[str]
+    lifecycle: Literal["draft", "active", "retired"] = Field(description="the rule's status")
+    condition: Node | None = Field(description="None for a background rule (`when: always`)")
+    caveats: list[CaveatNote] = Field(description="its caveats, each with its supporting words")
     quote: str
+    basis: str
 
 
 class Explanation(BaseModel):
+    """The explanation of a scenario: how its items were recognised, and the rules in scope."""
+
     scenario_id: str | None
     scope: str
     recognized: list[Recognized]
@@ -74,22 +82,24 @@ def leaf_text(kb: KnowledgeBase, leaf: Any) -> str:
     return f"{path} = {values[0]}" if len(values) == 1 else f"{path} in [{', '.join(values)}]"
 
 
-def explain_node(kb: KnowledgeBase, node: Any, facts: Facts) -> Node:
-    value, support = kb.reference.evaluate(node, facts)
+def explain_node(kb: KnowledgeBase, node: Any, facts: Facts, negated: bool = False) -> Node:
+    """`negated`: the node stands under an odd number of `not`s, where an absence decides."""
+    value, support = kb.reference.evaluate(node, facts, negated)
     if isinstance(node, AllOf | AnyOf | NotOf):
         name = (
             "all of" if isinstance(node, AllOf) else "any of" if isinstance(node, AnyOf) else "not"
         )
+        inner = not negated if isinstance(node, NotOf) else negated
         return Node(
             test=name,
             value=_VALUE[value],
-            children=[explain_node(kb, child, facts) for child in children(node)],
+            children=[explain_node(kb, child, facts, inner) for child in children(node)],
         )
     return Node(
         test=leaf_text(kb, node),
         value=_VALUE[value],
         facts=reasons(kb, facts, support),
-        needs=needs(support),
+        needs=needs(support, facts),
     )
 
 
@@ -102,7 +112,11 @@ def touches(kb: KnowledgeBase, rule: Rule, facts: Facts) -> bool:
 
 
 def explain(
-    kb: KnowledgeBase, scenario: Any, rule_id: str | None = None, include_background: bool = False
+    kb: KnowledgeBase,
+    scenario: Any,
+    rule_id: str | None = None,
+    include_background: bool = False,
+    include_draft: bool = False,
 ) -> Explanation:
     """Explain one rule, or (without `rule_id`) the rules that applied, the undetermined ones and
     the near misses: rules that touch a concept of the scenario but did not apply."""
@@ -110,7 +124,7 @@ def explain(
         raise KeyError(rule_id)
     parsed = parse_scenario(scenario)
     facts = normalise(parsed, kb.vocabulary)
-    result = run(kb, parsed, include_background=True)
+    result = run(kb, parsed, include_background=True, include_draft=include_draft)
     applied = {s.rule for s in result.statements}
     undetermined = {u.rule for u in result.undetermined}
     chosen: list[Rule] = []
@@ -118,6 +132,8 @@ def explain(
         if rule_id is not None:
             if rule.id == rule_id:
                 chosen.append(rule)
+        elif rule.status == "retired" or (rule.status == "draft" and not include_draft):
+            continue
         elif rule.background:
             if include_background:
                 chosen.append(rule)
@@ -132,15 +148,18 @@ def explain(
             if rule.id in undetermined
             else "does not apply"
         )
+        index = kb.rule_index[rule.id]
         explained.append(
             RuleExplanation(
                 rule=rule.id,
                 category=rule.category,
                 statement=rule.statement,
                 status=status,
+                lifecycle=rule.status,
                 condition=None if rule.background else explain_node(kb, rule.when, facts),
-                caveats=list(rule.caveats),
+                caveats=kb.caveat_notes[index],
                 quote=rule.evidence.quote,
+                basis=rule.evidence.basis,
             )
         )
     scope = f"rule {rule_id}" if rule_id else "rules that apply, are undetermined or nearly apply"
@@ -168,10 +187,11 @@ def render_explanation(kb: KnowledgeBase, explanation: Explanation) -> str:
         lines.append("  no rule of the pack touches this scenario")
     for r in explanation.rules:
         lines.append("")
-        lines.append(f"{_STATUS[r.status]}: {r.rule} ({r.category})")
+        lifecycle = "" if r.lifecycle == "active" else f", {r.lifecycle}"
+        lines.append(f"{_STATUS[r.status]}: {r.rule} ({r.category}{lifecycle})")
         lines.append(f"  {r.statement}")
-        if r.caveats:
-            lines.append(f"  caveats: {', '.join(r.caveats)}")
+        for c in r.caveats:
+            lines.append(f"  caveat {c.code}: “{c.support}”")
         if r.condition is None:
             lines.append("  when: always (a background statement)")
         else:
@@ -180,11 +200,12 @@ def render_explanation(kb: KnowledgeBase, explanation: Explanation) -> str:
 
 
 def _tree(kb: KnowledgeBase, node: Node, indent: str, branch: str, lines: list[str]) -> None:
-    detail = ""
-    if node.facts:
-        detail = "; ".join(because_text(b, kb) for b in node.facts)
-    elif node.needs:
-        detail = f"not given: {', '.join(node.needs)}"
+    parts = [because_text(b, kb) for b in node.facts]
+    missing = [n for n in node.needs if "(not recognised)" not in n]
+    if missing:
+        parts.append(f"not given: {', '.join(missing)}")
+    parts += [n for n in node.needs if "(not recognised)" in n]
+    detail = "; ".join(parts)
     head = f"{indent}{branch}{_MARK[node.value]} {node.test}"
     lines.append(f"{head}  ({detail})" if detail else head)
     if node.children:

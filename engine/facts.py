@@ -20,7 +20,8 @@ LIST_OF_KIND: dict[str, ListName] = {"condition": "conditions", "drug": "medicat
 
 class Item(NamedTuple):
     """A scenario condition or medication that was recognised (concept None: a valid code the
-    vocabulary does not bind, such as an unrelated ICD-10-CM code)."""
+    vocabulary does not bind, such as an unrelated ICD-10-CM code). A code bound to several
+    concepts gives one item per concept."""
 
     field: ListName
     input: str
@@ -28,6 +29,7 @@ class Item(NamedTuple):
     label: str
     matched_by: str
     codes: tuple[str, ...] = ()
+    verified: bool | None = None  # matched by a code: was its binding checked?
 
 
 class Unknown(NamedTuple):
@@ -47,15 +49,19 @@ class Facts:
     given: frozenset[str]  # concepts the scenario names
     closure: frozenset[str]  # those and all their ancestors
     values: dict[str, Any]  # age, duration_years, line, intent, dose, response: only those given
+    unrecognized: frozenset[str] = frozenset()  # the lists ("conditions", ...) holding an Unknown
 
 
 class Atom(NamedTuple):
     """One test on facts.
 
     kind: "has" (prop present), "lacks" (prop absent), "cmp" (prop op value), "missing" (a scenario
-    value not given: what makes a rule undetermined) or "bg" (background requested).
+    value not given: what makes a rule undetermined), "bg" (background requested), and for an
+    absence test "rec" (every item of a list was recognised) or "unrec" (one was not: the
+    absence is unknown).
     prop: "c:<concept>" (the concept or a descendant is given), "g:<concept>" (exactly this concept
-    is given), or a value name (age, duration_years, line, intent, dose, response).
+    is given), "u:<list>" (conditions or medications), or a value name (age, duration_years, line,
+    intent, dose, response).
     """
 
     kind: str
@@ -70,25 +76,40 @@ class Atom(NamedTuple):
         return (rank, self.prop, self.op, str(self.value))
 
 
-_RANK = {"bg": 0, "has": 1, "cmp": 2, "lacks": 4, "missing": 5}
+_RANK = {"bg": 0, "has": 1, "unrec": 1, "cmp": 2, "lacks": 4, "rec": 4, "missing": 5}
 
 
 def concept_prop(concept: str, exact: bool = False) -> str:
     return ("g:" if exact else "c:") + concept
 
 
-def _resolve_text(vocab: Vocabulary, field: ListName, text: str) -> Item | Unknown:
+def list_prop(field: str) -> str:
+    """The property of a list's unrecognised items ("u:medications")."""
+    return "u:" + field
+
+
+def _resolve_text(vocab: Vocabulary, field: ListName, text: str) -> list[Item] | Unknown:
     want = KIND_OF_LIST[field]
     hit = vocab.lookup_text(text)
     if hit is not None:
         concept = vocab.concepts[hit.concept]
         if concept.kind == want:
-            return Item(field, text, concept.id, concept.label, hit.matched_by)
+            return [Item(field, text, concept.id, concept.label, hit.matched_by)]
         return Unknown(
             field,
             text,
             f"{concept.label!r} is a {concept.kind}, not a {want}; list it under "
             f"{LIST_OF_KIND[concept.kind]}",
+        )
+    ambiguous = vocab.ambiguity(text)
+    if ambiguous is not None:
+        labels = tuple(vocab.label(c) for c in ambiguous.concepts if c in vocab)
+        return Unknown(
+            field,
+            text,
+            f"ambiguous: it could be {' or '.join(labels)}; name the one meant "
+            f"({ambiguous.reason})",
+            labels,
         )
     suggestions = tuple(vocab.suggestions(text, kind=want))  # type: ignore[arg-type]
     reason = f"not a {want} this pack knows"
@@ -105,30 +126,36 @@ _SYSTEM_LIST: dict[str, ListName] = {
 }
 
 
-def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> Item | Unknown:
+def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> list[Item] | Unknown:
     want = KIND_OF_LIST[field]
     shown = code.display
     home = _SYSTEM_LIST.get(code.system)
     if home is not None and home != field:
         return Unknown(field, shown, f"{code.system} codes name {home}; list it under {home}")
-    hit = vocab.lookup_code(code.system, code.code)
-    if hit is not None:
-        concept = vocab.concepts[hit.concept]
-        if concept.kind != want:
-            return Unknown(
-                field,
-                shown,
-                f"{shown} is {concept.label!r}, a {concept.kind}; list it under "
-                f"{LIST_OF_KIND[concept.kind]}",
+    hits = vocab.lookup_code(code.system, code.code)
+    if hits:
+        items = []
+        for hit in hits:
+            concept = vocab.concepts[hit.concept]
+            if concept.kind != want:
+                return Unknown(
+                    field,
+                    shown,
+                    f"{shown} is {concept.label!r}, a {concept.kind}; list it under "
+                    f"{LIST_OF_KIND[concept.kind]}",
+                )
+            verified = vocab.code_verified(code.system, hit.code_path[-1])
+            items.append(
+                Item(field, shown, concept.id, concept.label, "code", hit.code_path, verified)
             )
-        return Item(field, shown, concept.id, concept.label, "code", hit.code_path)
+        return items
     if code.system == "ICD-10-CM":
         if not terminology.looks_like_icd(code.code):
             return Unknown(field, shown, "not shaped like an ICD-10-CM code (e.g. G25.81)")
         description = terminology.icd_description(code.code)
         if description is not None:
             norm = terminology.normalise_icd(code.code)
-            return Item(field, shown, None, description, "code", (norm,))
+            return [Item(field, shown, None, description, "code", (norm,), True)]
         near = terminology.icd_nearest_valid(code.code)
         hint = (f"{near} ({terminology.icd_description(near)})",) if near else ()
         return Unknown(field, shown, "not a valid ICD-10-CM code", hint)
@@ -147,10 +174,11 @@ def normalise(scenario: Scenario, vocab: Vocabulary) -> Facts:
                 got = _resolve_text(vocab, field, entry)  # type: ignore[arg-type]
             # The same item twice (in any case) is reported once, under the same spelling
             # whatever the order of the list: the least in code-point order.
-            if isinstance(got, Item):
-                key = (got.field, got.input.casefold(), got.concept)
-                if key not in items or got.input < items[key].input:
-                    items[key] = got
+            if isinstance(got, list):
+                for item in got:
+                    key = (item.field, item.input.casefold(), item.concept)
+                    if key not in items or item.input < items[key].input:
+                        items[key] = item
             else:
                 key2 = (got.field, got.input.casefold())
                 if key2 not in unknown or got.input < unknown[key2].input:
@@ -172,4 +200,5 @@ def normalise(scenario: Scenario, vocab: Vocabulary) -> Facts:
         given=given,
         closure=closure,
         values=values,
+        unrecognized=frozenset(u.field for u in unknown.values()),
     )

@@ -49,7 +49,7 @@ class KnowledgeBase:
         self.version = self.manifest.version
         self.digest = contents.digest()
         self.ref = KnowledgeBaseRef(id=self.id, version=self.version, digest=self.digest)
-        self.vocabulary = Vocabulary(contents.concepts)
+        self.vocabulary = Vocabulary(contents.concepts, contents.ambiguous)
         self.caveats: dict[str, Caveat] = {c.code: c for c in contents.caveats}
         self.sources: dict[str, Source] = dict(contents.sources)
         self.rules: list[Rule] = list(contents.rules)
@@ -58,16 +58,33 @@ class KnowledgeBase:
         rank = {c.id: i for i, c in enumerate(self.manifest.categories)}
         self.order = {i: (rank[r.category], i) for i, r in enumerate(self.rules)}
         self.caveat_notes = [
-            [CaveatNote(code=c, text=self.caveats[c].meaning) for c in r.caveats]
+            [
+                CaveatNote(
+                    code=c.code,
+                    label=self.caveats[c.code].label,
+                    text=self.caveats[c.code].meaning,
+                    support=c.support,
+                )
+                for c in r.caveats
+            ]
             for r in self.rules
         ]
         self.evidence_notes = [
             EvidenceNote(source=r.evidence.source, quote=r.evidence.quote, basis=r.evidence.basis)
             for r in self.rules
         ]
+        self.reviewed = [(r.last_review.date if r.last_review else None) for r in self.rules]
+        # retired rules are never compiled; draft rules are, and are left out of results unless
+        # drafts are asked for
+        retired = frozenset(i for i, r in enumerate(self.rules) if r.status == "retired")
+        self.drafts = frozenset(i for i, r in enumerate(self.rules) if r.status == "draft")
         sites = {rid: site.file for rid, site in contents.sites.items()}
-        self.program = Program(self.rules, self.vocabulary, sites)
-        self.spoken = self.program.spoken
+        self.program = Program(self.rules, self.vocabulary, sites, skip=retired)
+        speaks = self.program.speaks_to
+        self.spoken: frozenset[str] = frozenset().union(
+            *(c for i, c in speaks.items() if i not in self.drafts)
+        )
+        self.spoken_with_drafts: frozenset[str] = frozenset().union(*speaks.values())
         self.reason_cache: dict[object, object] = {}  # for statements.reasons
         self.matcher: Matcher = DurableMatcher(self.program, self.id)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from . import terminology
@@ -24,7 +26,7 @@ from .errors import PackProblem
 from .evidence import Source, SourceRecord
 from .rules import CategoryId, Rule, RuleFile
 from .suggestions import did_you_mean
-from .vocabulary import Concept, VocabularyFile
+from .vocabulary import AmbiguousName, Concept, VocabularyFile
 from .yamlfile import (
     Mark,
     PosDict,
@@ -40,24 +42,31 @@ MANIFEST = "pack.yaml"
 
 
 class Category(BaseModel):
+    """A group of statements, in the order results list them."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    id: CategoryId
-    label: str
+    id: CategoryId = Field(description="what rules name as their category")
+    label: str = Field(description="the heading people read")
 
 
 class ChangelogEntry(BaseModel):
+    """One release of the pack."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    version: str
-    date: dt.date | None = None
-    changes: list[str] = Field(min_length=1)
+    version: str = Field(description="the version released")
+    date: dt.date | None = Field(default=None, description="when")
+    changes: list[str] = Field(min_length=1, description="what changed, for reviewers")
     digest: str | None = Field(
-        default=None, description="content digest of the pack as released (all but pack.yaml)"
+        default=None,
+        description="the pack's digest as released: what results report as knowledge_base.digest",
     )
 
 
 class Manifest(BaseModel):
+    """pack.yaml: what the pack is, where its parts are, who stands behind it, and its releases."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
@@ -71,6 +80,23 @@ class Manifest(BaseModel):
     sources: list[str] = Field(min_length=1)
     rules: str = "rules"
     cases: str | None = Field(default=None, description="the pack's case library, relative path")
+    publisher: str | None = Field(default=None, description="who publishes the pack")
+    authors: list[str] = Field(default_factory=list, description="who wrote the rules")
+    reviewers: list[str] = Field(default_factory=list, description="who reviewed the pack")
+    approved: dt.date | None = Field(
+        default=None, description="when the pack was approved for use (none: not approved)"
+    )
+    approved_by: str | None = Field(default=None, description="who approved it")
+    last_reviewed: dt.date | None = Field(default=None, description="the last review of the pack")
+    review_every_months: int | None = Field(
+        default=None, ge=1, le=120, description="how often the pack and its rules are reviewed"
+    )
+    next_review: dt.date | None = Field(
+        default=None, description="when the pack is next due for review (instead of an interval)"
+    )
+    copyright: str | None = Field(
+        default=None, description="copyright and licence of the source text and of the pack"
+    )
     changelog: list[ChangelogEntry] = Field(default_factory=list)
 
 
@@ -94,6 +120,7 @@ class PackContents:
     root: Path
     manifest: Manifest | None = None
     concepts: list[Concept] = field(default_factory=list)
+    ambiguous: list[AmbiguousName] = field(default_factory=list)
     caveats: list[Caveat] = field(default_factory=list)
     sources: dict[str, Source] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
@@ -109,10 +136,27 @@ class PackContents:
         return [p for p in self.problems if p.severity == "error"]
 
     def digest(self) -> str:
+        """The pack's one digest, in results, in the changelog and in `caveat --version`: a
+        SHA-256 of every file of the pack, the manifest taken without its changelog (which
+        records digests, so cannot be part of one) and without its comments or layout."""
         h = hashlib.sha256()
         for name in sorted(self.files):
-            h.update(name.encode() + b"\0" + self.files[name] + b"\0")
+            content = self.files[name]
+            if name == MANIFEST:
+                content = _manifest_for_digest(content)
+            h.update(name.encode() + b"\0" + content + b"\0")
         return h.hexdigest()
+
+
+def _manifest_for_digest(raw: bytes) -> bytes:
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return raw
+    if not isinstance(data, dict):
+        return raw
+    data = {k: v for k, v in data.items() if k != "changelog"}
+    return json.dumps(data, sort_keys=True, default=str, ensure_ascii=False).encode()
 
 
 def _clean_loc(loc: Iterable[Any]) -> tuple[Any, ...]:
@@ -168,10 +212,10 @@ class PackReader:
         for dup in duplicate_keys(text, name):
             self.problem(name, dup.mark, dup.message, "duplicate-key")
         try:
-            return parse_yaml(text, name)
+            # the file is still checked, with the value YAML would keep for a duplicate key
+            return parse_yaml(text, name, keep_duplicates=True)
         except YamlProblem as exc:
-            if "duplicate key" not in exc.message:
-                self.problem(name, exc.mark, exc.message, "yaml")
+            self.problem(name, exc.mark, exc.message, "yaml")
             return None
 
     def validate(self, model: Any, data: Any, file: str, prefix: tuple[Any, ...] = ()) -> Any:
@@ -264,13 +308,35 @@ def _read_concepts(reader: PackReader, path: Path) -> None:
     if data is None:
         return
     name = reader.rel(path)
-    parsed = _validate_items(reader, VocabularyFile, Concept, data, "concepts", name)
+    parsed = _validate_items(
+        reader, VocabularyFile, Concept, data, "concepts", name, also=("ambiguous",)
+    )
     for concept, item in parsed:
         if concept.id in reader.pack.concept_sites:
             reader.problem(name, locate(item, ("id",)), f"duplicate concept id {concept.id!r}")
             continue
         reader.pack.concepts.append(concept)
         reader.pack.concept_sites[concept.id] = (name, item)
+    entries = data.get("ambiguous") if isinstance(data, dict) else None
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        reader.problem(name, key_mark(data, "ambiguous"), "ambiguous: expected a list")
+        return
+    for i, item in enumerate(entries):
+        entry = reader.validate(AmbiguousName, item, name, prefix=("ambiguous", i))
+        if entry is None:
+            continue
+        reader.pack.ambiguous.append(entry)
+        for j, cid in enumerate(entry.concepts):
+            if not any(c.id == cid for c in reader.pack.concepts):
+                known = [c.id for c in reader.pack.concepts]
+                reader.problem(
+                    name,
+                    locate(item, ("concepts", j)),
+                    f"ambiguous[{i}]: unknown concept {cid!r}{did_you_mean(cid, known)}",
+                    "unknown-concept",
+                )
 
 
 def _read_caveats(reader: PackReader, path: Path) -> None:
@@ -372,13 +438,20 @@ def _read_rules(reader: PackReader, path: Path) -> None:
 
 
 def _validate_items(
-    reader: PackReader, file_model: Any, item_model: Any, data: Any, key: str, name: str
+    reader: PackReader,
+    file_model: Any,
+    item_model: Any,
+    data: Any,
+    key: str,
+    name: str,
+    also: tuple[str, ...] = (),
 ) -> list[tuple[Any, Any]]:
-    """Validate a `{key: [items]}` file item by item, so one bad item does not hide the rest."""
+    """Validate a `{key: [items]}` file item by item, so one bad item does not hide the rest
+    (the keys in `also` are the caller's to read)."""
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         reader.validate(file_model, data, name)
         return []
-    extra = [k for k in data if k != key]
+    extra = [k for k in data if k != key and k not in also]
     for k in extra:
         reader.problem(name, key_mark(data, k), f"unknown key {k!r} (a file holds only {key!r})")
     out = []
@@ -469,6 +542,17 @@ def check_references(pack: PackContents) -> None:
                     f"{code.code!r} is not shaped like an ICD-10-CM code (e.g. G25.81)",
                     "icd-code",
                 )
+    for entry in pack.ambiguous:
+        owner = names.get(normalise_text(entry.name))
+        if owner is not None:
+            file, data = pack.concept_sites[owner]
+            at(
+                file,
+                data,
+                ("id",),
+                f"{entry.name!r} is listed as ambiguous and also names concept {owner!r}: keep one",
+                "ambiguous-name",
+            )
     for concept in pack.concepts:
         if _has_cycle(concept.id, concepts):
             file, data = pack.concept_sites[concept.id]
@@ -498,18 +582,30 @@ def check_references(pack: PackContents) -> None:
                 f"{did_you_mean(rule.category, categories)}; categories are listed in pack.yaml",
                 "unknown-category",
             )
-        for i, code in enumerate(rule.caveats):
-            if code not in caveats:
+        for i, use in enumerate(rule.caveats):
+            if use.code not in caveats:
                 at(
                     site.file,
                     site.data,
-                    ("caveats", i),
-                    f"unknown caveat code {code!r}{did_you_mean(code, caveats)}",
+                    ("caveats", i, "code"),
+                    f"unknown caveat code {use.code!r}{did_you_mean(use.code, caveats)}",
                     "unknown-caveat",
                 )
-        if len(set(rule.caveats)) != len(rule.caveats):
+        if len(set(rule.caveat_codes)) != len(rule.caveats):
             at(site.file, site.data, ("caveats",), "a caveat code is listed twice", "schema")
         source = pack.sources.get(rule.evidence.source)
+        for i, use in enumerate(rule.caveats):
+            if source is not None and source.find(use.support) < 0:
+                near = source.nearest_sentence(use.support)
+                hint = f"; nearest source sentence {near.number}: {near.text!r}" if near else ""
+                at(
+                    site.file,
+                    site.data,
+                    ("caveats", i, "support"),
+                    f"caveats[{i}] ({use.code}): its support is not in source {source.id!r}: "
+                    f"give the verbatim words behind the caveat{hint}",
+                    "caveat-support",
+                )
         if source is None:
             at(
                 site.file,

@@ -2,6 +2,8 @@
 
 It walks each rule's condition tree over the facts in plain Python, under Kleene's three-valued
 logic, and shares no matching code with the compiler: no DNF, no durable_rules, no fact encoding.
+A concept test under an odd number of `not`s (where the rule rests on an absence) is unknown, not
+false, when its list holds an item that was not recognised.
 For a rule that applies it returns the atoms that support the condition (every true test that makes
 it true); for an undetermined rule, those and the missing values it needs. The differential tests
 hold the engine to exactly the same answers.
@@ -14,7 +16,7 @@ from typing import Any
 
 from .compiler import Match
 from .conditions import AllOf, AnyOf, NotOf, _ConceptTest, _EnumTest, _NumberTest
-from .facts import Atom, Facts, concept_prop
+from .facts import Atom, Facts, concept_prop, list_prop
 from .rules import Rule
 from .vocabulary import Vocabulary
 
@@ -37,12 +39,17 @@ class ReferenceMatcher:
     def __init__(self, rules: Sequence[Rule], vocab: Vocabulary) -> None:
         self.rules = list(rules)
         self.vocab = vocab
-        self._prepared: dict[int, tuple[Any, tuple[Any, ...]]] = {}
-        self._trees = [None if r.when == "always" else self.prepare(r.when) for r in self.rules]
+        self._prepared: dict[tuple[int, bool], tuple[Any, tuple[Any, ...]]] = {}
+        self._trees = [
+            (None if r.when == "always" else self.prepare(r.when))
+            for r in self.rules
+            if r.status != "retired"  # never evaluated
+        ]
+        self._index = [i for i, r in enumerate(self.rules) if r.status != "retired"]
 
     def match(self, facts: Facts, include_background: bool) -> Match:
         result = Match()
-        for index, tree in enumerate(self._trees):
+        for index, tree in zip(self._index, self._trees, strict=True):
             if tree is None:
                 if include_background:
                     result.applies[index] = {Atom("bg", "bg")}
@@ -54,32 +61,49 @@ class ReferenceMatcher:
                 result.undetermined[index] = support
         return result
 
-    def evaluate(self, node: Any, facts: Facts) -> tuple[bool | None, set[Atom]]:
-        """The node's value and the atoms that support that value."""
-        return self._eval(self.prepare(node), facts)
+    def evaluate(
+        self, node: Any, facts: Facts, negated: bool = False
+    ) -> tuple[bool | None, set[Atom]]:
+        """The node's value and the atoms that support that value (`negated`: the node stands
+        under an odd number of `not`s)."""
+        return self._eval(self.prepare(node, negated), facts)
 
     # -- preparing a tree ---------------------------------------------------------------------
-    def prepare(self, node: Any) -> tuple[Any, ...]:
-        cached = self._prepared.get(id(node))
+    def prepare(self, node: Any, neg: bool = False) -> tuple[Any, ...]:
+        cached = self._prepared.get((id(node), neg))
         if cached is None or cached[0] is not node:
-            cached = (node, self._prepare(node))
-            self._prepared[id(node)] = cached
+            cached = (node, self._prepare(node, neg))
+            self._prepared[(id(node), neg)] = cached
         return cached[1]
 
-    def _prepare(self, node: Any) -> tuple[Any, ...]:
+    def _prepare(self, node: Any, neg: bool) -> tuple[Any, ...]:
         if isinstance(node, AllOf):
-            return ("all", tuple(self.prepare(c) for c in node.all))
+            return ("all", tuple(self.prepare(c, neg) for c in node.all))
         if isinstance(node, AnyOf):
-            return ("any", tuple(self.prepare(c) for c in node.any))
+            return ("any", tuple(self.prepare(c, neg) for c in node.any))
         if isinstance(node, NotOf):
-            return ("not", self.prepare(node.not_))
+            return ("not", self.prepare(node.not_, not neg))
         if isinstance(node, _ConceptTest):
+            field = node.kind + "s"
+            # (list, its "all recognised" atom, its "one unrecognised" atom), for an absence
+            # the rule rests on; None where the test is used positively (closed-world)
+            open_world = (
+                (field, Atom("rec", list_prop(field)), Atom("unrec", list_prop(field)))
+                if neg
+                else None
+            )
             if not node.excluded:
                 prop = concept_prop(node.concept)
-                return ("has", node.concept, Atom("has", prop), Atom("lacks", prop))
+                return (
+                    "has",
+                    node.concept,
+                    frozenset({Atom("lacks", prop)}),
+                    open_world,
+                    Atom("has", prop),
+                )
             members = frozenset(c for c in self.vocab.concepts if self._counts(node, c))
             lacks = frozenset(Atom("lacks", concept_prop(c, exact=True)) for c in members)
-            return ("in", members, lacks)
+            return ("in", members, lacks, open_world, None)
         if isinstance(node, _NumberTest):
             tests = tuple(
                 (
@@ -104,13 +128,19 @@ class ReferenceMatcher:
     # -- walking it ----------------------------------------------------------------------------
     def _eval(self, tree: tuple[Any, ...], facts: Facts) -> tuple[bool | None, set[Atom]]:
         kind = tree[0]
-        if kind == "has":
-            return (T, {tree[2]}) if tree[1] in facts.closure else (F, {tree[3]})
-        if kind == "in":
-            hits = tree[1] & facts.given
-            if hits:
+        if kind == "has" or kind == "in":
+            _, concepts, lacks, open_world, has = tree
+            if kind == "has":
+                if concepts in facts.closure:
+                    return T, {has}
+            elif hits := concepts & facts.given:
                 return T, {Atom("has", concept_prop(c, exact=True)) for c in hits}
-            return F, set(tree[2])
+            if open_world is None:
+                return F, set(lacks)
+            field, all_recognised, one_not = open_world
+            if field in facts.unrecognized:
+                return U, {*lacks, one_not}
+            return F, {*lacks, all_recognised}
         if kind == "num":
             actual = facts.values.get(tree[1])
             if actual is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from rich.console import Console, Group
 from rich.padding import Padding
 from rich.text import Text
@@ -32,6 +34,12 @@ def because_text(b: Because, kb: KnowledgeBase) -> str:
     return f"{b.fact} = {b.value} ({b.test})"
 
 
+def _trail(status: str, reviewed: dt.date | None) -> str:
+    """', reviewed 2026-11-25', ', draft, never reviewed' ...: a statement's governance."""
+    out = "" if status == "active" else f", {status}"
+    return out + (f", reviewed {reviewed}" if reviewed else ", never reviewed")
+
+
 def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
     head = Text()
     head.append("Scenario ", style="bold")
@@ -57,13 +65,14 @@ def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
             console.print(Text(f"\n{label}", style="bold underline"))
         line = Text("  • ", style="bold")
         line.append(s.text)
-        line.append(f"  [{s.rule}]", style="dim")
+        line.append(f"  [{s.rule}{_trail(s.status, s.reviewed)}]", style="dim")
         parts: list[Text] = [line]
         for c in s.caveats:
             cav = Text("      ⚠ ", style="bold yellow")
             cav.append(c.code, style="bold yellow")
             cav.append(f": {c.text}", style="yellow")
             parts.append(cav)
+            parts.append(Text(f"        the source: “{c.support}”", style="yellow"))
         quote = Text(f"      “{s.evidence.quote}”", style="italic")
         quote.append(f"  ({s.evidence.source}; {s.evidence.basis})", style="dim")
         parts.append(quote)
@@ -77,9 +86,9 @@ def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
         for u in result.undetermined:
             line = Text("  ? ", style="bold magenta")
             line.append(u.text)
-            line.append(f"  [{u.rule}]", style="dim")
+            line.append(f"  [{u.rule}{_trail(u.status, u.reviewed)}]", style="dim")
             console.print(line)
-            console.print(Text(f"      needs {', '.join(u.needs)}", style="magenta"))
+            console.print(Text(f"      would be decided by {'; '.join(u.needs)}", style="magenta"))
     if result.not_covered:
         console.print(Text("\nNot covered: the pack says nothing about", style="bold underline"))
         for n in result.not_covered:

@@ -346,6 +346,7 @@ white-space:nowrap;max-height:16rem}
 .matrix td.applied{background:#e3f4e8}.matrix td.maybe{background:#f1ecfa;color:#5b3d99}
 .cav{display:block;font-size:10px;color:#8a5a00}
 .note{color:#666}code{background:#f3f3f6;padding:0 .2rem}
+.support{font-size:12px;color:#6b4a00;margin:.1rem 0}
 """
 
 
@@ -403,12 +404,18 @@ class HtmlWriter(Writer):
         for category, n in s.categories.most_common():
             add(f'<tr><td>{_h(_category_label(kb, category))}</td><td class="n">{n}</td></tr>\n')
         add(
-            "</table>\n<h2>Rules</h2>\n<table><tr><th>rule</th><th>statement</th><th>applied</th>"
+            "</table>\n<h2>Rules</h2>\n<table><tr><th>rule</th><th>statement</th>"
+            "<th>caveats, and the source's words behind each</th><th>applied</th>"
             "<th>undetermined</th></tr>\n"
         )
-        for rule in kb.rules:
+        for index, rule in enumerate(kb.rules):
+            caveats = "".join(
+                f'<div class="support"><code>{_h(c.code)}</code> “{_h(c.support)}”</div>'
+                for c in kb.caveat_notes[index]
+            )
             add(
                 f"<tr><td><code>{_h(rule.id)}</code></td><td>{_h(rule.statement)}</td>"
+                f"<td>{caveats}</td>"
                 f'<td class="n">{s.rules[rule.id]}</td>'
                 f'<td class="n">{s.undetermined[rule.id]}</td></tr>\n'
             )
@@ -437,8 +444,14 @@ class HtmlWriter(Writer):
         if s.cases > len(s.rows):
             add(f" The matrix shows the first {len(s.rows)} of {s.cases} cases.")
         add('</p>\n<table class="matrix">\n<tr><th>case</th><th>status</th>')
+        supports = {
+            rule.id: "".join(
+                f"\n{c.code}: “{c.support}”" for c in kb.caveat_notes[kb.rule_index[rule.id]]
+            )
+            for rule in rules
+        }
         for rule in rules:
-            tip = f"{rule.statement}\n“{rule.evidence.quote}”"
+            tip = f"{rule.statement}\n“{rule.evidence.quote}”{supports[rule.id]}"
             add(f'<th class="rule" title="{_h(tip)}">{_h(rule.id)}</th>')
         add("</tr>\n")
         for row in rows:
@@ -447,7 +460,7 @@ class HtmlWriter(Writer):
                 f'<td title="{_h(row.where)}">{_h(row.case)}</td><td>{_h(row.status)}</td>'
             )
             for rule in rules:
-                quote = f"{rule.id}: “{rule.evidence.quote}”"
+                quote = f"{rule.id}: “{rule.evidence.quote}”{supports[rule.id]}"
                 if rule.id in row.applied:
                     cav = "".join(f'<span class="cav">{_h(c)}</span>' for c in row.applied[rule.id])
                     add(f'<td class="cell applied" title="{_h(quote)}">✓{cav}</td>')

@@ -1,8 +1,9 @@
-"""The output contract: what applies, why, with which caveats and which quote; and what the pack
-could not speak to (not covered, unrecognised, undetermined)."""
+"""The output contract: what applies, why, with which caveats and which words of the source; and
+what the pack could not speak to (not covered, unrecognised, undetermined)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,14 +14,23 @@ class _Out(BaseModel):
 
 
 class CaveatNote(_Out):
-    code: str
-    text: str
+    """A caveat on a statement, with the words of the source that put it there."""
+
+    code: str = Field(description="the caveat code, e.g. third-line")
+    label: str = Field(description="a short label, e.g. 'third line'")
+    text: str = Field(description="what the caveat means")
+    support: str = Field(description="the verbatim words of the source behind the caveat")
 
 
 class EvidenceNote(_Out):
-    source: str
-    quote: str
-    basis: str
+    """The source words a statement rests on."""
+
+    source: str = Field(description="the source's id")
+    quote: str = Field(description="the verbatim quote")
+    basis: str = Field(
+        description="what evidence the source names: controlled-trials, "
+        "not-placebo-controlled-trials, investigational, or stated (none named)"
+    )
 
 
 class Because(_Out):
@@ -32,68 +42,96 @@ class Because(_Out):
         "null for an absence"
     )
     test: str = Field(description="what held, e.g. 'is a seizures', '< 18', 'no phenytoin'")
-    concept: str | None = None
+    concept: str | None = Field(default=None, description="the concept the item was read as")
     chain: list[str] = Field(default_factory=list, description="is_a path up to the tested concept")
     codes: list[str] = Field(default_factory=list, description="ICD-10-CM codes walked")
 
 
 class Statement(_Out):
-    rule: str
-    category: str
-    text: str
-    caveats: list[CaveatNote]
+    """A statement of the source that applies to the scenario."""
+
+    rule: str = Field(description="the rule's id")
+    category: str = Field(description="its category (pack.yaml lists them)")
+    text: str = Field(description="the statement")
+    caveats: list[CaveatNote] = Field(description="what qualifies it, each with its support")
     evidence: EvidenceNote
-    because: list[Because]
+    because: list[Because] = Field(description="the scenario facts that made it apply")
+    status: Literal["draft", "active", "retired"] = Field(
+        description="the rule's lifecycle status (draft only when drafts were asked for)"
+    )
+    reviewed: dt.date | None = Field(description="the rule's last review, if any")
 
 
 class Undetermined(_Out):
-    rule: str
-    category: str
-    text: str
-    caveats: list[CaveatNote]
+    """A rule that may apply, but hinges on something the scenario does not settle."""
+
+    rule: str = Field(description="the rule's id")
+    category: str = Field(description="its category")
+    text: str = Field(description="the statement it would make")
+    caveats: list[CaveatNote] = Field(description="what would qualify it")
     evidence: EvidenceNote
-    needs: list[str] = Field(description="scenario fields that would decide it")
+    needs: list[str] = Field(
+        description="what would decide it: scenario fields not given (e.g. patient.age), and "
+        "items that were not recognised (e.g. 'medications: \"Dilantin\" (not recognised)')"
+    )
     because: list[Because] = Field(description="facts already known that it depends on")
+    status: Literal["draft", "active", "retired"] = Field(description="the rule's status")
+    reviewed: dt.date | None = Field(description="the rule's last review, if any")
 
 
 class Recognized(_Out):
+    """How a condition or medication of the scenario was recognised."""
+
     field: Literal["conditions", "medications"]
-    input: str
-    concept: str | None
-    label: str
-    matched_by: str
-    codes: list[str] = Field(default_factory=list)
+    input: str = Field(description="the item as given")
+    concept: str | None = Field(description="the concept it was read as")
+    label: str = Field(description="the concept's label")
+    matched_by: str = Field(description="label, synonym or code")
+    codes: list[str] = Field(default_factory=list, description="ICD-10-CM codes walked")
+    verified: bool | None = Field(
+        default=None,
+        description="for an item matched by code: whether that code's binding was checked "
+        "against its code system (false: a code the pack marks as not verified offline)",
+    )
 
 
 class NotCovered(_Out):
+    """A recognised item the pack says nothing about."""
+
     field: Literal["conditions", "medications"]
-    input: str
-    concept: str | None
-    label: str
-    reason: str
+    input: str = Field(description="the item as given")
+    concept: str | None = Field(description="the concept, or null for a code no concept binds")
+    label: str = Field(description="the concept's label, or the code's description")
+    reason: str = Field(description="why nothing is said about it")
 
 
 class Unrecognized(_Out):
+    """An item that was not recognised: never taken as absent."""
+
     field: Literal["conditions", "medications"]
-    input: str
-    reason: str
-    suggestions: list[str]
+    input: str = Field(description="the item as given")
+    reason: str = Field(description="why it was not recognised")
+    suggestions: list[str] = Field(description="known names its spelling is close to")
 
 
 class KnowledgeBaseRef(_Out):
+    """The pack a result came from: its id, version and digest (as in its changelog)."""
+
     id: str
     version: str
-    digest: str
+    digest: str = Field(description="SHA-256 of the pack (see PackContents.digest)")
 
 
 class Result(_Out):
-    scenario_id: str | None
-    statements: list[Statement]
-    undetermined: list[Undetermined]
-    not_covered: list[NotCovered]
-    unrecognized: list[Unrecognized]
-    recognized: list[Recognized]
-    background_included: bool
+    """Everything one evaluation found."""
+
+    scenario_id: str | None = Field(description="the scenario's id")
+    statements: list[Statement] = Field(description="what applies, grouped by category")
+    undetermined: list[Undetermined] = Field(description="what may apply, and what would decide")
+    not_covered: list[NotCovered] = Field(description="recognised items the pack does not cover")
+    unrecognized: list[Unrecognized] = Field(description="items that were not recognised")
+    recognized: list[Recognized] = Field(description="how each item was recognised")
+    background_included: bool = Field(description="whether background statements were asked for")
     knowledge_base: KnowledgeBaseRef
 
     def rules(self) -> list[str]:

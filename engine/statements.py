@@ -54,7 +54,7 @@ def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Beca
                     hit = cache[key] = _item_reason(kb, atom, item)
                 if hit is not None:
                     found.append(hit)
-        elif kind == "lacks" or kind == "cmp":
+        elif kind == "lacks" or kind == "cmp" or kind == "rec":
             value = facts.values.get(atom.prop) if kind == "cmp" else None
             key = (atom, value)
             hit = cache.get(key, _MISSING)
@@ -100,6 +100,10 @@ def _item_reason(kb: KnowledgeBase, atom: Atom, item: Item) -> tuple[Any, Becaus
 
 
 def _value_reason(kb: KnowledgeBase, atom: Atom, value: Any) -> tuple[Any, Because]:
+    if atom.kind == "rec":
+        field = atom.prop[2:]
+        test = f"every {field[:-1]} listed was recognised"
+        return (_FACT_ORDER[field], "~", test), Because(fact=field, value=None, test=test)
     if atom.kind == "lacks":
         vocab = kb.vocabulary
         concept = atom.prop[2:]
@@ -116,13 +120,28 @@ def _value_reason(kb: KnowledgeBase, atom: Atom, value: Any) -> tuple[Any, Becau
     return (_FACT_ORDER[path], "", test), Because(fact=path, value=_number(value), test=test)
 
 
-def needs(atoms: Iterable[Atom]) -> list[str]:
-    return sorted(
-        {FACT_PATHS[a.prop] for a in atoms if a.kind == "missing"}, key=lambda p: _FACT_ORDER[p]
-    )
+def needs(atoms: Iterable[Atom], facts: Facts) -> list[str]:
+    """What would decide an undetermined rule: the scenario values it needs that were not given,
+    and the items it rests on being absent that were not recognised."""
+    paths: set[str] = set()
+    fields: set[str] = set()
+    for a in atoms:
+        if a.kind == "missing":
+            paths.add(FACT_PATHS[a.prop])
+        elif a.kind == "unrec":
+            fields.add(a.prop[2:])
+    out = sorted(paths, key=lambda p: _FACT_ORDER[p])
+    out += [
+        f'{u.field}: "{u.input}" (not recognised)'
+        for u in sorted(facts.unknown, key=lambda u: (_FACT_ORDER[u.field], u.input))
+        if u.field in fields
+    ]
+    return out
 
 
-def _item_reports(kb: KnowledgeBase, item: Item) -> tuple[Recognized | None, NotCovered | None]:
+def _item_reports(
+    kb: KnowledgeBase, item: Item, spoken: frozenset[str]
+) -> tuple[Recognized | None, NotCovered | None]:
     """How a scenario item was recognised, and whether the pack has nothing to say about it."""
     if item.concept is None:
         reason = "a valid code that no concept of this pack stands for"
@@ -136,8 +155,9 @@ def _item_reports(kb: KnowledgeBase, item: Item) -> tuple[Recognized | None, Not
         label=item.label,
         matched_by=item.matched_by,
         codes=list(item.codes),
+        verified=item.verified,
     )
-    if item.concept in kb.spoken:
+    if item.concept in spoken:
         return recognized, None
     reason = f"no rule of this pack speaks to {item.label}"
     return recognized, NotCovered(
@@ -145,12 +165,19 @@ def _item_reports(kb: KnowledgeBase, item: Item) -> tuple[Recognized | None, Not
     )
 
 
-def build_result(kb: KnowledgeBase, facts: Facts, match: Match, include_background: bool) -> Result:
+def build_result(
+    kb: KnowledgeBase,
+    facts: Facts,
+    match: Match,
+    include_background: bool,
+    include_draft: bool = False,
+) -> Result:
     rules = kb.rules
+    drafts = () if include_draft else kb.drafts
     statements = []
     for index in sorted(match.applies, key=kb.order.__getitem__):
         rule = rules[index]
-        if rule.background and not include_background:
+        if (rule.background and not include_background) or index in drafts:
             continue
         statements.append(
             Statement(
@@ -160,10 +187,14 @@ def build_result(kb: KnowledgeBase, facts: Facts, match: Match, include_backgrou
                 caveats=kb.caveat_notes[index],
                 evidence=kb.evidence_notes[index],
                 because=reasons(kb, facts, match.applies[index]),
+                status=rule.status,
+                reviewed=kb.reviewed[index],
             )
         )
     undetermined = []
     for index in sorted(match.undetermined, key=kb.order.__getitem__):
+        if index in drafts:
+            continue
         rule = rules[index]
         atoms = match.undetermined[index]
         undetermined.append(
@@ -173,18 +204,21 @@ def build_result(kb: KnowledgeBase, facts: Facts, match: Match, include_backgrou
                 text=rule.statement,
                 caveats=kb.caveat_notes[index],
                 evidence=kb.evidence_notes[index],
-                needs=needs(atoms),
+                needs=needs(atoms, facts),
                 because=reasons(kb, facts, atoms),
+                status=rule.status,
+                reviewed=kb.reviewed[index],
             )
         )
     not_covered = []
     recognized = []
     cache = kb.reason_cache
+    spoken = kb.spoken_with_drafts if include_draft else kb.spoken
     for item in facts.items:
-        key = ("item", item)
+        key = ("item", item, include_draft)
         hit = cache.get(key)
         if hit is None:
-            hit = cache[key] = _item_reports(kb, item)
+            hit = cache[key] = _item_reports(kb, item, spoken)
         if hit[0] is not None:
             recognized.append(hit[0])
         if hit[1] is not None:

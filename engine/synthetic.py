@@ -103,12 +103,14 @@ def pack(
     *,
     when: Any = None,
     active: int | None = None,
+    lifecycle: bool = False,
 ) -> KnowledgeBase:
     """A generated pack of `n_rules` rules, compiled.
 
     With `active`, the pack is the `active`-rule pack of the same seed plus rules over concepts of
     their own, each anchored on one of those concepts: scenarios drawn from the small pack fire the
-    same rules in the large one, which is how the cost of size alone is measured."""
+    same rules in the large one, which is how the cost of size alone is measured. With
+    `lifecycle`, some rules are drafts and some retired (else all are active)."""
     rng = random.Random(seed)
     base = active if active is not None else n_rules
     n_conditions = n_conditions or max(8, base // 4)
@@ -161,13 +163,20 @@ def pack(
             condition_tree = when(rng, conditions, drugs)
         else:
             condition_tree = rule_when(rng, conditions, drugs)
+        status = "active"
+        if lifecycle:
+            status = rng.choices(["active", "draft", "retired"], [0.85, 0.1, 0.05])[0]
         data = {
             "id": f"rule-{i}",
+            "status": status,
             "category": rng.choice(CATEGORIES),
             "statement": f"Statement {i}.",
             "when": condition_tree,
-            "caveats": rng.sample(list(CAVEATS), rng.randint(0, 2)),
-            "evidence": {"source": "generated", "quote": sentences[i], "basis": "descriptive"},
+            "caveats": [
+                {"code": c, "support": sentences[i]}
+                for c in rng.sample(list(CAVEATS), rng.randint(0, 2))
+            ],
+            "evidence": {"source": "generated", "quote": sentences[i], "basis": "stated"},
         }
         rules.append(Rule.model_validate(data, strict=True))
     contents = PackContents(root=Path(f"<generated-{seed}>"))
@@ -189,8 +198,11 @@ def pack(
     return KnowledgeBase(contents)
 
 
-def scenario(rng: random.Random, kb: KnowledgeBase, max_items: int = 4) -> dict[str, Any]:
-    """A random well-formed scenario over a pack's vocabulary; values are often left out."""
+def scenario(
+    rng: random.Random, kb: KnowledgeBase, max_items: int = 4, unknown: float = 0.0
+) -> dict[str, Any]:
+    """A random well-formed scenario over a pack's vocabulary; values are often left out. With
+    `unknown`, each list holds an item the pack does not know with that probability."""
     vocab = kb.vocabulary
     conditions = [c for c in vocab.concepts.values() if c.kind == "condition"]
     drugs = [c for c in vocab.concepts.values() if c.kind == "drug"]
@@ -204,6 +216,9 @@ def scenario(rng: random.Random, kb: KnowledgeBase, max_items: int = 4) -> dict[
     out["conditions"] = [name(rng.choice(conditions)) for _ in range(rng.randint(0, max_items))]
     if drugs and rng.random() < 0.6:
         out["medications"] = [name(rng.choice(drugs)) for _ in range(rng.randint(0, 3))]
+    for field in ("conditions", "medications"):
+        if unknown and rng.random() < unknown:
+            out.setdefault(field, []).append(f"unknown thing {rng.randint(0, 9)}")
     if rng.random() < 0.7:
         age = rng.choice([rng.randint(0, 100), rng.randint(15, 20), rng.randint(0, 100) + 0.5])
         out["patient"] = {"age": age}

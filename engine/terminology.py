@@ -69,3 +69,51 @@ def icd_nearest_valid(code: str) -> str | None:
         if icd_is_valid(candidate):
             return candidate
     return None
+
+
+@lru_cache(maxsize=4096)
+def icd_inclusion_terms(code: str) -> tuple[str, ...]:
+    """The code's own inclusion terms (ICD-10-CM's "Inclusion term(s)")."""
+    code = normalise_icd(code)
+    icd = _icd()
+    return tuple(icd.get_inclusion_term(code)) if icd.is_valid_item(code) else ()
+
+
+@lru_cache(maxsize=4096)
+def icd_excludes1(code: str) -> tuple[tuple[str, str], ...]:
+    """(where, note) of every Excludes1 note that applies to a code: its own and those of the
+    categories, blocks and chapters above it (a note there applies to every code below)."""
+    code = normalise_icd(code)
+    icd = _icd()
+    if not icd.is_valid_item(code):
+        return ()
+    out: list[tuple[str, str]] = []
+    for where in (code, *icd.get_ancestors(code)):
+        out += [(where, note) for note in icd.get_excludes1(where)]
+    return tuple(out)
+
+
+_REFERENCE = re.compile(
+    r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)(\.-|-(?!\s*[A-Z]))?"
+    r"(?:\s*-\s*([A-Z][0-9][0-9A-Z])(?:\.?-)?)?"
+)
+
+
+def code_references(note: str) -> list[tuple[str, str | None]]:
+    """The codes an Excludes note refers to, in the parentheses ICD-10-CM puts them in:
+    ("G40", None) for "(G40.-)", ("F30", "F39") for a range "(F30-F39)"."""
+    refs: list[tuple[str, str | None]] = []
+    for group in re.findall(r"\(([^()]*)\)", note):
+        for match in _REFERENCE.finditer(group.upper()):
+            refs.append((match.group(1), match.group(3)))
+    return refs
+
+
+def icd_within(code: str, reference: tuple[str, str | None]) -> bool:
+    """Whether a code is the referenced code, below it, or in the referenced range."""
+    code = normalise_icd(code)
+    start, end = reference
+    if end is not None:
+        return start[:3] <= code[:3] <= end[:3]
+    start = normalise_icd(start)
+    return code == start or code.startswith(start + ("." if len(start) == 3 else ""))

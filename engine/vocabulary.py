@@ -1,8 +1,11 @@
 """The concept vocabulary: what a scenario's conditions and medications can be recognised as.
 
 Each concept has an id, a preferred label, synonyms (matched case-insensitively), `is_a` parents and
-codes. A scenario item resolves to one concept by its text or by its code; an ICD-10-CM code that is
-not bound itself resolves through its ancestors in the terminology (G40.A09 -> G40.A).
+codes. A scenario item resolves by its text to one concept, and by its code to the concepts its code
+is bound to: an ICD-10-CM code means what every bound code above it in the terminology means
+(G40.A01 -> G40.A, absence seizures, and G40.A01 itself, status epilepticus), the most specific of
+them kept. A name that could mean several concepts is listed as ambiguous: it is not recognised,
+and the result names the concepts it could be.
 """
 
 from __future__ import annotations
@@ -24,29 +27,67 @@ ConceptKind = Literal["condition", "drug"]
 
 
 class ConceptCode(BaseModel):
+    """A code bound to a concept: a scenario item with this code (or, in ICD-10-CM, a code below
+    it) is recognised as the concept."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    system: CodeSystem
+    system: CodeSystem = Field(description="ICD-10-CM, SNOMED-CT, ATC or RxNorm")
     code: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    note: str | None = None
+    note: str | None = Field(default=None, description="the code's description, or a remark")
+    verified: bool | None = Field(
+        default=None,
+        description="whether the binding was checked against the code system itself; ICD-10-CM "
+        "codes are checked by `caveat rules check`, other systems cannot be checked offline and "
+        "say so (false) with their `source`",
+    )
+    source: str | None = Field(default=None, description="where the code was found")
 
 
 class Concept(BaseModel):
+    """A condition or drug the pack can recognise in a scenario."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    id: ConceptId
-    kind: ConceptKind
-    label: Annotated[str, StringConstraints(min_length=1, max_length=120)]
-    synonyms: list[str] = Field(default_factory=list)
-    is_a: list[ConceptId] = Field(default_factory=list)
-    codes: list[ConceptCode] = Field(default_factory=list)
-    note: str | None = None
+    id: ConceptId = Field(description="what rules name")
+    kind: ConceptKind = Field(description="condition or drug")
+    label: Annotated[str, StringConstraints(min_length=1, max_length=120)] = Field(
+        description="the preferred name, shown in results"
+    )
+    synonyms: list[str] = Field(default_factory=list, description="other names it is known by")
+    is_a: list[ConceptId] = Field(default_factory=list, description="broader concepts")
+    codes: list[ConceptCode] = Field(default_factory=list, description="codes bound to it")
+    qualifier: str | None = Field(
+        default=None,
+        description="for a concept a code system has no code of its own for, only a qualifier "
+        "of other codes (ICD-10-CM's 'with status epilepticus'): the words every bound code's "
+        "description holds. Its codes mean more than the concept (each also resolves to what "
+        "the codes above it mean), so their Excludes1 notes among themselves, which concern "
+        "that rest, are not held against the binding",
+    )
+    note: str | None = Field(default=None, description="why it is bound and named as it is")
+
+
+class AmbiguousName(BaseModel):
+    """A name that could mean several concepts: it recognises none of them, and the result says
+    which it could be, so that the scenario names one."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    concepts: list[ConceptId] = Field(min_length=2, description="what the name could mean")
+    reason: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="why it cannot be read as one of them"
+    )
 
 
 class VocabularyFile(BaseModel):
+    """concepts.yaml: the concepts, and the names too ambiguous to recognise."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     concepts: list[Concept] = Field(min_length=1)
+    ambiguous: list[AmbiguousName] = Field(default_factory=list)
 
 
 def normalise_text(text: str) -> str:
@@ -75,10 +116,13 @@ class Resolution:
 class Vocabulary:
     """Concepts indexed for lookup, with their is_a closure precomputed."""
 
-    def __init__(self, concepts: Iterable[Concept]) -> None:
+    def __init__(
+        self, concepts: Iterable[Concept], ambiguous: Iterable[AmbiguousName] = ()
+    ) -> None:
         self.concepts: dict[str, Concept] = {}
         for concept in concepts:
             self.concepts.setdefault(concept.id, concept)
+        self.ambiguous: dict[str, AmbiguousName] = {normalise_text(a.name): a for a in ambiguous}
         self.order = {cid: i for i, cid in enumerate(self.concepts)}
         self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
         self._seen: dict[str, Resolution | None] = {}
@@ -90,9 +134,12 @@ class Vocabulary:
             for syn in concept.synonyms:
                 self._text.setdefault(normalise_text(syn), (concept.id, "synonym"))
         self._codes: dict[tuple[str, str], str] = {}
+        self._verified: dict[tuple[str, str], bool] = {}
         for concept in self.concepts.values():
             for code in concept.codes:
-                self._codes.setdefault(_code_key(code.system, code.code), concept.id)
+                key = _code_key(code.system, code.code)
+                self._codes.setdefault(key, concept.id)
+                self._verified.setdefault(key, code.system == "ICD-10-CM" or bool(code.verified))
         self.ancestors: dict[str, frozenset[str]] = {c: self._ancestors(c) for c in self.concepts}
         children: dict[str, set[str]] = {c: set() for c in self.concepts}
         for cid, ancestors in self.ancestors.items():
@@ -161,22 +208,32 @@ class Vocabulary:
             self._seen[text] = found
         return found
 
-    def lookup_code(self, system: str, code: str) -> Resolution | None:
-        """A bound code, or for ICD-10-CM the nearest bound ancestor of a valid code."""
+    def lookup_code(self, system: str, code: str) -> tuple[Resolution, ...]:
+        """The concepts a code is bound to: for ICD-10-CM, those of the code and of every code
+        above it, leaving out a concept that another of them is a kind of (nearest first)."""
         key = _code_key(system, code)
-        if system != "ICD-10-CM":
+        if system != "ICD-10-CM" or not terminology.looks_like_icd(key[1]):
             hit = self._codes.get(key)
-            return Resolution(hit, "code", (key[1],)) if hit else None
-        if key in self._codes:
-            return Resolution(self._codes[key], "code", (key[1],))
-        if not terminology.looks_like_icd(key[1]):
-            return None
-        lineage = terminology.icd_lineage(key[1])
+            return (Resolution(hit, "code", (key[1],)),) if hit else ()
+        lineage = terminology.icd_lineage(key[1]) or (key[1],)
+        found: list[Resolution] = []
         for i, ancestor in enumerate(lineage):
             hit = self._codes.get((system, ancestor))
-            if hit:
-                return Resolution(hit, "code", lineage[: i + 1])
-        return None
+            if hit and all(f.concept != hit for f in found):
+                found.append(Resolution(hit, "code", lineage[: i + 1]))
+        return tuple(
+            f
+            for f in found
+            if not any(f.concept in self.ancestors[g.concept] for g in found if g is not f)
+        )
+
+    def code_verified(self, system: str, code: str) -> bool:
+        """Whether a bound code was checked against its code system (ICD-10-CM always is)."""
+        return self._verified.get(_code_key(system, code), False)
+
+    def ambiguity(self, text: str) -> AmbiguousName | None:
+        """The entry of an ambiguous name, if the text is one."""
+        return self.ambiguous.get(normalise_text(text)) if self.ambiguous else None
 
     def suggestions(self, text: str, kind: ConceptKind | None = None, limit: int = 3) -> list[str]:
         """Preferred labels of the concepts whose label or synonym is closest to the text."""

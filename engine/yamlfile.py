@@ -110,7 +110,7 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
-def _load_all(text: str, file: str) -> list[Any]:
+def _load_all(text: str, file: str, keep_duplicates: bool = False) -> list[Any]:
     loader = _Loader(text, file)
     try:
         docs = []
@@ -126,14 +126,16 @@ def _load_all(text: str, file: str) -> list[Any]:
         raise YamlProblem(file, None, f"not valid YAML: {exc}") from None
     finally:
         loader.dispose()
-    if loader.duplicates:
+    if loader.duplicates and not keep_duplicates:
         raise loader.duplicates[0]
     return docs
 
 
-def parse_yaml(text: str, file: str = "<string>") -> Any:
-    """Parse one YAML document (JSON is YAML too) into PosDict/PosList values."""
-    docs = _load_all(text, file)
+def parse_yaml(text: str, file: str = "<string>", keep_duplicates: bool = False) -> Any:
+    """Parse one YAML document (JSON is YAML too) into PosDict/PosList values. A duplicate key
+    is an error, unless `keep_duplicates`: then the last value stands, as YAML has it (for a
+    check that reports the duplicate and still reads the rest of the file)."""
+    docs = _load_all(text, file, keep_duplicates)
     if len(docs) > 1:
         raise YamlProblem(file, None, f"expected one YAML document, found {len(docs)}")
     return docs[0] if docs else None

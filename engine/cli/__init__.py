@@ -1,0 +1,249 @@
+"""The `caveat` command line (also `python -m engine`): one module per group of verbs."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..batch import default_workers
+from ..errors import BatchError, PackError
+from ..pack import bundled_pack_path, read_pack
+from ..reports import FORMATS
+from .batch import atomic_output, cmd_batch
+from .common import EXIT_INPUT, EXIT_OK, Abandon, Usage, say, stderr
+from .rules import (
+    cmd_check,
+    cmd_coverage,
+    cmd_diff,
+    cmd_new,
+    cmd_release,
+    cmd_review,
+    cmd_test,
+)
+from .scenario import cmd_evaluate, cmd_explain
+
+__all__ = ["atomic_output", "build_parser", "main"]
+
+VERSION = "0.1.0"
+
+
+class _Version(argparse.Action):
+    """`caveat --version`: the program's version and the bundled pack's id, version and digest
+    (the digest its results report and its changelog records)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        lines = [f"caveat {VERSION}"]
+        contents = read_pack(bundled_pack_path())
+        if contents.manifest is not None:
+            m = contents.manifest
+            lines.append(f"bundled pack {m.id} {m.version} (digest {contents.digest()})")
+        else:
+            lines.append(f"bundled pack: cannot be read ({bundled_pack_path()})")
+        print("\n".join(lines))
+        parser.exit(EXIT_OK)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-25") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="caveat",
+        description="Evaluate patient scenarios against a drug-monograph knowledge pack "
+        "(decision support for one document; not medical advice).",
+    )
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        nargs=0,
+        help="show the version of caveat and of the bundled knowledge pack, and exit",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    pack_help = "knowledge pack directory (default: ./rules if there is one, else the bundled pack)"
+    draft_help = "also evaluate draft rules (left out by default; retired rules never run)"
+    today_help = "judge reviews overdue as of this date, YYYY-MM-DD (default: today)"
+
+    ev = sub.add_parser("evaluate", help="evaluate one scenario file and show what applies")
+    ev.add_argument(
+        "file", metavar="FILE", help="scenario (or case) file, YAML or JSON; - for stdin"
+    )
+    ev.add_argument("--json", action="store_true", help="print the result as JSON")
+    ev.add_argument(
+        "--background",
+        action="store_true",
+        help="also show statements that hold whatever the scenario (class, pharmacology)",
+    )
+    ev.add_argument("--include-draft", action="store_true", help=draft_help)
+    ev.add_argument("--pack", metavar="DIR", help=pack_help)
+    ev.set_defaults(func=cmd_evaluate)
+
+    ba = sub.add_parser(
+        "batch",
+        help="evaluate case files and directories, check their expectations, and report",
+        description="Evaluate cases (YAML/JSON files, YAML lists, JSON Lines; directories are "
+        "searched recursively; - reads JSON Lines from stdin) and check their expectations. "
+        "Exit status: 0 all met, 1 an expectation failed, 2 some input was unreadable or invalid.",
+    )
+    ba.add_argument("paths", nargs="+", metavar="PATH", help="case file or directory, or -")
+    ba.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help=f"worker processes (default: the number of cores, {default_workers()})",
+    )
+    ba.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="report format (default: from --out's suffix, else table on a terminal "
+        "and jsonl otherwise)",
+    )
+    ba.add_argument("--out", metavar="FILE", help="write the report here (atomically)")
+    ba.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    ba.add_argument(
+        "--background",
+        action="store_true",
+        help="include the statements that hold whatever the scenario",
+    )
+    ba.add_argument("--include-draft", action="store_true", help=draft_help)
+    ba.add_argument("--pack", metavar="DIR", help=pack_help)
+    ba.set_defaults(func=cmd_batch)
+
+    cases_help = "case files or directories (default: fixtures/cases)"
+
+    ex = sub.add_parser("explain", help="why each rule applies, does not apply or is undetermined")
+    ex.add_argument("file", metavar="SCENARIO", help="scenario or case file; - for stdin")
+    ex.add_argument("--rule", metavar="ID", help="explain this rule only")
+    ex.add_argument("--background", action="store_true", help="also list background statements")
+    ex.add_argument("--include-draft", action="store_true", help=draft_help)
+    ex.add_argument("--format", choices=("text", "json"), default="text")
+    ex.add_argument("--pack", metavar="DIR", help=pack_help)
+    ex.set_defaults(func=cmd_explain)
+
+    rules = sub.add_parser(
+        "rules", help="author and govern rules: check, test, coverage, new, diff, review, release"
+    )
+    verbs = rules.add_subparsers(dest="verb", metavar="VERB")
+    rules.set_defaults(func=lambda a: (rules.print_help(), EXIT_INPUT)[1])
+
+    ch = verbs.add_parser("check", help="every problem of a pack, as file:line:column: message")
+    ch.add_argument("pack", nargs="?", metavar="PACK", help=pack_help)
+    ch.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
+    ch.add_argument("--format", choices=("text", "json"), default="text")
+    ch.add_argument("--today", type=_date, metavar="DATE", help=today_help)
+    ch.set_defaults(func=cmd_check)
+
+    te = verbs.add_parser("test", help="run the cases' expectations")
+    te.add_argument("cases", nargs="*", metavar="CASES", help=cases_help)
+    te.add_argument("--rule", metavar="ID", help="only cases whose expectations name this rule")
+    te.add_argument("--case", metavar="NAME", help="only cases whose name matches (glob or part)")
+    te.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+    te.add_argument("--include-draft", action="store_true", help=draft_help)
+    te.add_argument("--pack", metavar="DIR", help=pack_help)
+    te.set_defaults(func=cmd_test)
+
+    co = verbs.add_parser("coverage", help="rules with cases on both sides; sentences encoded")
+    co.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
+    co.add_argument(
+        "--fail-under", type=float, metavar="PERCENT", help="exit 1 when either table is below this"
+    )
+    co.add_argument("--format", choices=("text", "json"), default="text")
+    co.add_argument("--include-draft", action="store_true", help=draft_help)
+    co.add_argument("--today", type=_date, metavar="DATE", help=today_help)
+    co.add_argument("--pack", metavar="DIR", help=pack_help)
+    co.set_defaults(func=cmd_coverage)
+
+    ne = verbs.add_parser("new", help="scaffold a rule (and two cases) from a source sentence")
+    which = ne.add_mutually_exclusive_group(required=True)
+    which.add_argument("--quote", metavar="TEXT", help="a span of the source")
+    which.add_argument("--sentence", type=int, metavar="N", help="sentence N of the source")
+    ne.add_argument("--id", metavar="ID", help="the rule id (default: from the sentence)")
+    ne.add_argument("--source", metavar="ID", help="source id (default: the pack's first)")
+    ne.add_argument("--cases", metavar="DIR", help="where to write the cases")
+    ne.add_argument("--pack", metavar="DIR", help=pack_help)
+    ne.set_defaults(func=cmd_new)
+
+    di = verbs.add_parser("diff", help="what a change does to every case")
+    di.add_argument("base", metavar="BASE", help="the pack before: a directory or a git revision")
+    di.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
+    di.add_argument("--fail-on-change", action="store_true", help="exit 1 when a case changed")
+    di.add_argument("--format", choices=("text", "json"), default="text")
+    di.add_argument("--pack", metavar="DIR", help=pack_help)
+    di.set_defaults(func=cmd_diff)
+
+    rv = verbs.add_parser(
+        "review",
+        help="record a review of rules in their rule files",
+        description="Record that rules were reviewed (by whom, when, against which version). "
+        "A review is a pack edit like any other: it changes the digest and needs a release.",
+    )
+    rv.add_argument("rules", nargs="+", metavar="RULE", help="the rules reviewed")
+    rv.add_argument("--by", required=True, metavar="NAME", help="who reviewed them")
+    rv.add_argument("--note", metavar="TEXT", help="what the reviewer said")
+    rv.add_argument("--date", type=_date, metavar="DATE", help="when (default: today)")
+    rv.add_argument("--pack", metavar="DIR", help=pack_help)
+    rv.set_defaults(func=cmd_review)
+
+    re_ = verbs.add_parser(
+        "release",
+        help="set a new version and record it in the changelog",
+        description="Set a new version and record it, with the pack's digest, in the changelog. "
+        "Refused while `rules check`, `rules test` or `rules coverage --fail-under 100` fails.",
+    )
+    re_.add_argument("version", metavar="VERSION", help="the new version, e.g. 1.1.0")
+    re_.add_argument(
+        "--change",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        required=True,
+        help="what changed (repeat for several)",
+    )
+    re_.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
+    re_.add_argument("--pack", metavar="DIR", help=pack_help)
+    re_.set_defaults(func=cmd_release)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return int(args.func(args))
+    except PackError as exc:
+        err = stderr()
+        say(err, "error", "the knowledge pack cannot be loaded:")
+        for p in exc.problems:
+            if p.severity == "error":
+                err.print(f"  {p}", markup=False)
+        return EXIT_INPUT
+    except Abandon as stop:
+        return stop.status
+    except Usage as exc:
+        say(stderr(), "error", str(exc))
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        stderr().print("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except BatchError as exc:
+        say(stderr(), "error", str(exc))
+        return EXIT_INPUT
+    except OSError as exc:  # a disk full, a file that cannot be written: say so, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        say(stderr(), "error", f"{where}{exc.strerror or exc}")
+        return EXIT_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""`caveat evaluate` and `caveat explain`: one scenario, what applies and why."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.text import Text
+
+from ..cases import CASE_KEYS
+from ..errors import ScenarioError
+from ..evaluate import run
+from ..explain import explain, render_explanation
+from ..render import render_result
+from ..suggestions import did_you_mean
+from ..yamlfile import YamlProblem
+from .common import (
+    EXIT_INPUT,
+    EXIT_OK,
+    Usage,
+    load_pack,
+    read_scenario_document,
+    say,
+    stderr,
+    stdout,
+)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    err = stderr()
+    kb = load_pack(args.pack)
+    try:
+        data = read_scenario_document(args.file)
+    except YamlProblem as exc:
+        say(err, "error", str(exc))
+        return EXIT_INPUT
+    if isinstance(data, list):
+        message = f"{args.file} holds {len(data)} cases; evaluate takes one scenario"
+        say(err, "error", message + " (run `caveat batch` for a case list)")
+        return EXIT_INPUT
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in CASE_KEYS}
+    try:
+        result = run(
+            kb,
+            data,
+            include_background=args.background,
+            include_draft=args.include_draft,
+            source=args.file,
+        )
+    except ScenarioError as exc:
+        say(err, "error", f"invalid scenario in {args.file}:")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        return EXIT_INPUT
+    if args.json:
+        sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        sys.stdout.write("\n")
+    else:
+        render_result(result, kb, stdout())
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    kb = load_pack(args.pack)
+    if args.rule and args.rule not in kb.rule_index:
+        raise Usage(f"no rule {args.rule!r}{did_you_mean(args.rule, kb.rule_index)}")
+    try:
+        data = read_scenario_document(args.file)
+    except YamlProblem as exc:
+        raise Usage(str(exc)) from None
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in CASE_KEYS}
+    try:
+        explanation = explain(
+            kb,
+            data,
+            args.rule,
+            include_background=args.background,
+            include_draft=args.include_draft,
+        )
+    except ScenarioError as exc:
+        say(stderr(), "error", f"invalid scenario in {args.file}:")
+        for problem in exc.problems:
+            stderr().print(Text(f"  {problem}"))
+        return EXIT_INPUT
+    if args.format == "json":
+        sys.stdout.write(explanation.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(render_explanation(kb, explanation))
+    return EXIT_OK
