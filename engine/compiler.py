@@ -392,41 +392,46 @@ class Program:
     def _partition(
         self, per_rule: list[list[int]], rules: Sequence[Rule], sites: dict[str, str]
     ) -> list[list[int]]:
-        """Split the disjuncts into as few rulesets as durable_rules' limits allow."""
+        """Split the disjuncts into as few rulesets as durable_rules' limits allow: a rule's
+        disjuncts stay together where they fit, and are spread over rulesets where one rule alone
+        is too big (each disjunct is a durable_rules rule of its own); only a single disjunct
+        that does not fit is refused."""
         order = sorted(
             range(len(per_rule)),
             key=lambda r: [a.sort_key() for d in per_rule[r] for a in self.disjuncts[d].atoms[:1]],
         )
 
-        def shape(rule_indexes: Sequence[int]) -> list[str]:
-            exprs = [
-                self._expression(self.disjuncts[d].atoms) for r in rule_indexes for d in per_rule[r]
-            ]
+        def shape(units: Sequence[list[int]]) -> list[str]:
+            exprs = [self._expression(self.disjuncts[d].atoms) for unit in units for d in unit]
             return durable_adapter.limit_problems(exprs)
 
-        def split(rule_indexes: list[int]) -> list[list[int]]:
-            if not rule_indexes:
+        def split(units: list[list[int]]) -> list[list[list[int]]]:
+            if not units:
                 return []
-            problems = shape(rule_indexes)
+            problems = shape(units)
             if not problems:
-                return [rule_indexes]
-            if len(rule_indexes) == 1:
-                rule = rules[rule_indexes[0]]
-                raise CompileError(
-                    [
-                        PackProblem(
-                            file=sites.get(rule.id, "?"),
-                            message=f"rule {rule.id} cannot be compiled within durable_rules' "
-                            f"limits: {'; '.join(problems)}",
-                            code="compile",
-                        )
-                    ]
-                )
-            middle = len(rule_indexes) // 2
-            return split(rule_indexes[:middle]) + split(rule_indexes[middle:])
+                return [units]
+            if len(units) == 1:
+                (unit,) = units
+                if len(unit) == 1:
+                    rule = rules[self.disjuncts[unit[0]].rule]
+                    raise CompileError(
+                        [
+                            PackProblem(
+                                file=sites.get(rule.id, "?"),
+                                message=f"rule {rule.id} cannot be compiled within durable_rules' "
+                                f"limits: {'; '.join(problems)}",
+                                code="compile",
+                            )
+                        ]
+                    )
+                middle = len(unit) // 2
+                return split([unit[:middle]]) + split([unit[middle:]])
+            middle = len(units) // 2
+            return split(units[:middle]) + split(units[middle:])
 
-        groups = split([r for r in order if per_rule[r]])
-        return [sorted(d for r in group for d in per_rule[r]) for group in groups]
+        groups = split([per_rule[r] for r in order if per_rule[r]])
+        return [sorted(d for unit in group for d in unit) for group in groups]
 
     # -- facts in, matches out ---------------------------------------------------------------
     def encode(self, facts: Facts, include_background: bool) -> dict[str, Any]:

@@ -126,6 +126,7 @@ class PackContents:
     rules: list[Rule] = field(default_factory=list)
     sites: dict[str, RuleSite] = field(default_factory=dict)
     concept_sites: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    scaffolded: set[str] = field(default_factory=set)  # rule ids in files still holding a TODO
     # relative path -> content, for the digest
     files: dict[str, bytes] = field(default_factory=dict)
     manifest_data: Any = None  # the manifest as read, for positions
@@ -421,7 +422,12 @@ def _read_rules(reader: PackReader, path: Path) -> None:
             name, mark, f"{where}: placeholder left by `caveat rules new`: {hint}", "placeholder"
         )
     if todo:
-        return  # a scaffold: nothing else in it is worth reporting until it is filled in
+        # a scaffold: nothing else in it is worth reporting until it is filled in
+        items = data.get("rules") if isinstance(data, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                reader.pack.scaffolded.add(item["id"])
+        return
     for rule, item in _validate_items(reader, RuleFile, Rule, data, "rules", name):
         if rule.id in reader.pack.sites:
             first = reader.pack.sites[rule.id]

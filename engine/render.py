@@ -88,7 +88,7 @@ def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
             line.append(u.text)
             line.append(f"  [{u.rule}{_trail(u.status, u.reviewed)}]", style="dim")
             console.print(line)
-            console.print(Text(f"      would be decided by {'; '.join(u.needs)}", style="magenta"))
+            console.print(Text(f"      needs {'; '.join(u.needs)}", style="magenta"))
     if result.not_covered:
         console.print(Text("\nNot covered: the pack says nothing about", style="bold underline"))
         for n in result.not_covered:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 from conftest import CASES, RULES
 
 from engine import load_knowledge_base
-from engine.authoring import check_pack, content_digest, coverage, diff, release, scaffold
+from engine.authoring import Refused, check_pack, coverage, diff, release, scaffold
 from engine.cli import main
 from engine.explain import explain
 from engine.pack import read_pack
@@ -30,24 +31,23 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+TODAY = dt.date(2026, 12, 1)  # within the bundled pack's review interval
+
+
 def errors(root: Path, cases=None) -> list[str]:
-    return [str(p) for p in check_pack(root, cases or [CASES]).errors]
+    return [str(p) for p in check_pack(root, cases or [CASES], today=TODAY).errors]
 
 
 def rebless(root: Path) -> None:
-    """Record the current content digest, so that only the problem under test is reported."""
-    edit(
-        root / "pack.yaml",
-        read_pack(root).manifest.changelog[0].digest,
-        content_digest(read_pack(root)),
-    )
+    """Record the current digest, so that only the problem under test is reported."""
+    edit(root / "pack.yaml", read_pack(root).manifest.changelog[0].digest, read_pack(root).digest())
 
 
 # -- check --------------------------------------------------------------------------------------
 
 
 def test_the_bundled_pack_checks_clean(capsys):
-    assert main(["rules", "check", str(RULES), "--cases", str(CASES)]) == 0
+    assert main(["rules", "check", str(RULES), "--cases", str(CASES), "--today", "2026-12-01"]) == 0
     assert capsys.readouterr().out.strip().endswith("0 error(s), 0 warning(s)")
 
 
@@ -63,9 +63,9 @@ def test_conditions_that_can_never_hold_are_reported_where_they_are(pack: Path):
     rebless(pack)
     found = errors(pack)
     assert len(found) == 2
-    assert found[0].startswith("rules/rules/4-mood.yaml:9:11: rule acute-mania: the part")
+    assert found[0].startswith("rules/rules/4-mood.yaml:10:11: rule acute-mania: the part")
     assert "(patient.age < 5 and patient.age > 10)' can never hold" in found[0]
-    assert found[1].startswith("rules/rules/4-mood.yaml:12:11:")
+    assert found[1].startswith("rules/rules/4-mood.yaml:13:11:")
     assert "therapy.intent = acute and therapy.intent = long-term" in found[1]
 
 
@@ -104,7 +104,7 @@ def test_unknown_names_are_located_and_corrected(pack: Path):
     )
     found = errors(pack)
     assert any(
-        "1-seizures.yaml:48:22: when: unknown concept 'epilepsi' (did you mean 'epilepsy'?)" in f
+        "1-seizures.yaml:72:22: when: unknown concept 'epilepsi' (did you mean 'epilepsy'?)" in f
         for f in found
     ), found
 
@@ -125,7 +125,7 @@ def test_icd_codes_are_checked_against_the_terminology(pack: Path):
 def test_rules_no_case_exercises_are_warnings(pack: Path, tmp_path: Path):
     few = tmp_path / "few.yaml"
     few.write_text("conditions: [RLS]\nexpect: {applies: [rls-third-line]}\n")
-    report = check_pack(pack, [few])
+    report = check_pack(pack, [few], today=TODAY)
     assert report.errors == []
     warned = {p.message.split(":")[0] for p in report.warnings}
     assert "rule acute-mania" in warned and "rule rls-third-line" not in warned
@@ -134,7 +134,7 @@ def test_rules_no_case_exercises_are_warnings(pack: Path, tmp_path: Path):
 def test_a_rule_change_without_a_version_change_fails(pack: Path):
     edit(pack / "rules" / "4-mood.yaml", "acute mania.", "acute mania (sentence 17).")
     (found,) = errors(pack)
-    assert "the rules changed but the version did not: 1.0.0 was released as" in found
+    assert "the pack changed but its version did not: 2.0.0 was released as" in found
     assert found.startswith("rules/pack.yaml:")
 
 
@@ -289,8 +289,9 @@ def test_diff_against_a_directory(pack: Path, tmp_path: Path, capsys):
     shutil.copytree(pack, before)
     edit(
         pack / "rules" / "3-movement-and-sleep.yaml",
-        "caveats: [third-line, investigational]",
-        "caveats: [third-line]",
+        "      - code: investigational\n        support: as the use of clonazepam is still "
+        "investigational\n",
+        "",
     )
     kb = load_knowledge_base(pack)
     result = diff(kb, str(before), [CASES])
@@ -355,11 +356,12 @@ def test_diff_against_a_git_revision(pack: Path, tmp_path: Path):
 def test_release_bumps_the_version_and_records_the_digest(pack: Path):
     edit(pack / "rules" / "4-mood.yaml", "acute mania.", "acute mania (sentence 17).")
     assert errors(pack)
-    digest = release(pack, "1.1.0", ["Reworded acute-mania."], "2026-11-25")
+    digest = release(pack, "2.1.0", ["Reworded acute-mania."], "2026-11-25", cases=[CASES])
     assert errors(pack) == []
     manifest = read_pack(pack).manifest
-    assert manifest.version == "1.1.0" and manifest.changelog[0].digest == digest
+    assert manifest.version == "2.1.0" and manifest.changelog[0].digest == digest
     assert manifest.changelog[0].changes == ["Reworded acute-mania."]
     assert "# The clonazepam knowledge pack" in (pack / "pack.yaml").read_text()  # comments kept
-    with pytest.raises(ValueError, match="not after the current version"):
-        release(pack, "1.0.5", ["x"], "2026-11-25")
+    assert load_knowledge_base(pack).digest == digest  # what results report
+    with pytest.raises(Refused, match="not after the current version"):
+        release(pack, "2.0.5", ["x"], "2026-11-25", cases=[CASES])

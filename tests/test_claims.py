@@ -35,7 +35,11 @@ def test_claim(rule_id: str):
         statement = evaluate(case.scenario).statement(rule_id)
         assert statement is not None, case.name
         assert statement.text == rule.statement
-        assert [c.code for c in statement.caveats] == rule.caveats
+        assert [c.code for c in statement.caveats] == rule.caveat_codes
+        for note, use in zip(statement.caveats, rule.caveats, strict=True):
+            # every caveat comes with the words of the source that put it there
+            assert note.support == use.support and source.find(note.support) >= 0
+            assert note.text == KB.caveats[note.code].meaning
         assert statement.evidence.quote == rule.evidence.quote
         assert statement.evidence.quote in source.text
         assert statement.because, "a statement says which facts made it apply"

@@ -71,6 +71,7 @@ def test_the_authoring_tutorial_is_true(tmp_path: Path):
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "COLUMNS": "110",
         "NO_COLOR": "1",
+        "CAVEAT_TODAY": "2026-12-01",
     }
     plan = steps(TUTORIAL.read_text(encoding="utf-8"))
     assert [kind for kind, _, _ in plan].count("run") >= 9

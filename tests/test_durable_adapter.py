@@ -4,6 +4,7 @@ The numbers follow the list in engine/durable_adapter.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -157,7 +158,30 @@ def test_4_limits_are_checked_and_a_large_pack_is_split():
     assert run(kb, every) == run(kb, every, matcher="reference")
 
 
-def test_4_a_rule_too_big_for_durable_rules_is_refused_clearly():
+def test_4_a_rule_too_big_for_one_ruleset_is_spread_over_several():
+    # 70 alternatives branch from one node: more than durable_rules can hold on its stack, so
+    # the rule's alternatives (each a durable_rules rule of its own) go to several rulesets
+    def huge(rng, conditions, drugs):
+        return {
+            "any": [
+                {"all": [{"condition": c}, {"condition": d}]}
+                for c, d in itertools.pairwise(conditions[:71])
+            ]
+        }
+
+    kb = synthetic.pack(seed=3, n_rules=1, n_conditions=80, when=huge)
+    assert len(kb.program.rulesets) > 1
+    for definition in kb.program.rulesets:
+        assert limit_problems([rule["all"][0]["m"] for rule in definition.values()]) == []
+    labels = [c.label for c in kb.vocabulary.concepts.values() if c.kind == "condition"]
+    for pair in ([labels[0], labels[1]], [labels[68], labels[69]], [labels[5]], []):
+        scenario = {"conditions": pair}
+        assert run(kb, scenario) == run(kb, scenario, matcher="reference")
+    assert run(kb, {"conditions": labels[68:70]}).rules() == ["rule-0"]
+
+
+def test_4_a_rule_with_too_many_unknown_alternatives_is_refused_clearly():
+    # each alternative rests on an absence, unknown while a condition is unrecognised
     def huge(rng, conditions, drugs):
         return {
             "any": [
@@ -167,7 +191,7 @@ def test_4_a_rule_too_big_for_durable_rules_is_refused_clearly():
             ]
         }
 
-    with pytest.raises(CompileError, match="cannot be compiled within durable_rules' limits"):
+    with pytest.raises(CompileError, match="70 children of one all/any can be unknown"):
         synthetic.pack(seed=3, n_rules=1, n_conditions=80, when=huge)
 
 

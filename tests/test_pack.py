@@ -39,7 +39,9 @@ REQUIRED_NAMES = [
     ("petit mal", "absence-seizures"),
     ("akinetic seizures", "akinetic-seizures"),
     ("atonic seizures", "akinetic-seizures"),
-    ("myoclonus", "myoclonus"),
+    ("myoclonic seizures", "myoclonic-seizures"),
+    ("juvenile myoclonic epilepsy", "juvenile-myoclonic-epilepsy"),
+    ("non-epileptic myoclonus", "non-epileptic-myoclonus"),
     ("Lennox-Gastaut syndrome", "lennox-gastaut-syndrome"),
     ("panic disorder", "panic-disorder"),
     ("panic disorder with agoraphobia", "panic-disorder-with-agoraphobia"),
@@ -59,6 +61,8 @@ REQUIRED_NAMES = [
     ("clonazepam", "clonazepam"),
     ("Klonopin", "clonazepam"),
     ("phenytoin", "phenytoin"),
+    ("Dilantin", "phenytoin"),
+    ("Phenytek", "phenytoin"),
     ("diazepam", "diazepam"),
     ("Valium", "diazepam"),
     ("alprazolam", "alprazolam"),
@@ -69,24 +73,29 @@ REQUIRED_NAMES = [
     ("Dalmane", "flurazepam"),
 ]
 
-# ICD-10-CM codes the issue names, and the concept each must resolve to
+# ICD-10-CM codes the issues name, and the concepts each must resolve to (most specific first)
 REQUIRED_CODES = [
-    ("G25.81", "restless-legs-syndrome"),
-    ("F41.0", "panic-disorder"),
-    ("F40.01", "panic-disorder-with-agoraphobia"),
-    ("F40.10", "social-phobia"),
-    ("F40.11", "social-phobia"),
-    ("F41.1", "generalized-anxiety-disorder"),
-    ("G47.52", "rem-sleep-behaviour-disorder"),
-    ("G47.63", "sleep-bruxism"),
-    ("G25.71", "akathisia"),
-    ("F30.9", "acute-mania"),
-    ("F30.10", "acute-mania"),
-    ("G40.A", "absence-seizures"),
-    ("G40.A09", "absence-seizures"),
-    ("G40.812", "lennox-gastaut-syndrome"),
-    ("G25.3", "myoclonus"),
-    ("G40.909", "epilepsy"),
+    ("G25.81", ["restless-legs-syndrome"]),
+    ("F41.0", ["panic-disorder-without-agoraphobia"]),
+    ("F40.01", ["panic-disorder-with-agoraphobia"]),
+    ("F40.10", ["social-phobia"]),
+    ("F40.11", ["social-phobia"]),
+    ("F41.1", ["generalized-anxiety-disorder"]),
+    ("G47.52", ["rem-sleep-behaviour-disorder"]),
+    ("G47.63", ["sleep-bruxism"]),
+    ("G25.71", ["akathisia"]),
+    ("F30.9", ["single-manic-episode"]),
+    ("F30.10", ["single-manic-episode"]),
+    ("F31.2", ["bipolar-manic-episode"]),
+    ("F31.13", ["bipolar-manic-episode"]),
+    ("G40.A", ["absence-seizures"]),
+    ("G40.A09", ["absence-seizures"]),
+    ("G40.A01", ["status-epilepticus", "absence-seizures"]),
+    ("G40.B09", ["juvenile-myoclonic-epilepsy"]),
+    ("G40.812", ["lennox-gastaut-syndrome"]),
+    ("G25.3", ["non-epileptic-myoclonus"]),
+    ("G40.909", ["epilepsy"]),
+    ("G40.901", ["status-epilepticus", "epilepsy"]),
 ]
 
 
@@ -108,8 +117,8 @@ def test_every_quote_is_verbatim_in_its_source(kb: KnowledgeBase):
 
 def test_every_caveat_and_concept_a_rule_uses_exists(kb: KnowledgeBase):
     for rule in kb.rules:
-        for code in rule.caveats:
-            assert code in kb.caveats, (rule.id, code)
+        for use in rule.caveats:
+            assert use.code in kb.caveats, (rule.id, use.code)
         for concept in concepts_mentioned(rule.when):
             assert concept in kb.vocabulary, (rule.id, concept)
         assert rule.category in kb.categories
@@ -145,11 +154,11 @@ def test_required_names_are_recognised(kb: KnowledgeBase, text: str, concept: st
         assert hit is not None and hit.concept == concept, variant
 
 
-@pytest.mark.parametrize("code,concept", REQUIRED_CODES)
-def test_required_icd_codes_resolve(kb: KnowledgeBase, code: str, concept: str):
-    hit = kb.vocabulary.lookup_code("ICD-10-CM", code)
-    assert hit is not None and hit.concept == concept
-    assert hit.code_path[0] == code
+@pytest.mark.parametrize("code,concepts", REQUIRED_CODES)
+def test_required_icd_codes_resolve(kb: KnowledgeBase, code: str, concepts: list[str]):
+    hits = kb.vocabulary.lookup_code("ICD-10-CM", code)
+    assert [h.concept for h in hits] == concepts
+    assert all(h.code_path[0] == code for h in hits)
 
 
 def test_every_bound_icd_code_is_valid_and_fits_its_concept(kb: KnowledgeBase):
@@ -174,8 +183,17 @@ def test_drug_codes_are_bound(kb: KnowledgeBase):
         "flurazepam": "N05CD01",
     }
     for drug, code in atc.items():
-        hit = kb.vocabulary.lookup_code("ATC", code)
-        assert hit is not None and hit.concept == drug
+        (hit,) = kb.vocabulary.lookup_code("ATC", code)
+        assert hit.concept == drug
+    (phenytoin,) = kb.vocabulary.lookup_code("RxNorm", "8183")
+    assert phenytoin.concept == "phenytoin"
+
+
+def test_codes_that_cannot_be_verified_offline_say_so(kb: KnowledgeBase):
+    for concept in kb.vocabulary.concepts.values():
+        for code in concept.codes:
+            if code.system != "ICD-10-CM":
+                assert code.verified is False and code.source, (concept.id, code.code)
 
 
 def test_background_rules_are_the_scenario_independent_statements(kb: KnowledgeBase):
@@ -210,7 +228,7 @@ def test_unknown_keys_in_a_rule_are_rejected_with_file_and_line(tmp_path: Path):
     problems = [p for p in info.value.problems if p.severity == "error"]
     assert len(problems) == 1
     p = problems[0]
-    assert p.file.endswith("4-mood.yaml") and (p.line, p.column) == (5, 5)
+    assert p.file.endswith("4-mood.yaml") and (p.line, p.column) == (6, 5)
     assert p.message == "rules[0].severity: unknown key 'severity'"
 
 
@@ -223,7 +241,8 @@ def test_every_pack_error_is_reported_at_once(tmp_path: Path):
         "quote: Clonazepam is also effective", "quote: Clonazepam is always effective"
     )
     text = text.replace(
-        "basis: clinical-experience", "basis: clinical-experience\n    caveats: [third-lien]"
+        "basis: stated",
+        "basis: stated\n    caveats: [{code: third-lien, support: also effective}]",
     )
     path.write_text(text)
     dup = pack / "rules" / "6-dup.yaml"
@@ -248,7 +267,7 @@ def test_duplicate_yaml_keys_are_errors(tmp_path: Path):
     with pytest.raises(PackError) as info:
         KnowledgeBase.load(pack)
     (p,) = [p for p in info.value.problems if p.severity == "error"]
-    assert p.line == 5 and "duplicate key 'category' (first at line 4)" in p.message
+    assert p.line == 6 and "duplicate key 'category' (first at line 5)" in p.message
 
 
 def test_digest_changes_with_any_rule_change(tmp_path: Path, kb: KnowledgeBase):

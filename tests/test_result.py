@@ -38,8 +38,20 @@ def test_result_fields_and_plain_json():
         "knowledge_base",
     }
     statement = data["statements"][0]
-    assert set(statement) == {"rule", "category", "text", "caveats", "evidence", "because"}
+    assert set(statement) == {
+        "rule",
+        "category",
+        "text",
+        "caveats",
+        "evidence",
+        "because",
+        "status",
+        "reviewed",
+    }
     assert set(statement["evidence"]) == {"source", "quote", "basis"}
+    assert statement["status"] == "active" and statement["reviewed"] == "2026-11-25"
+    caveat = next(s for s in data["statements"] if s["caveats"])["caveats"][0]
+    assert set(caveat) == {"code", "label", "text", "support"}
     assert json.loads(json.dumps(data)) == data
     assert Result.model_validate(data) == result
 
@@ -95,6 +107,7 @@ def test_undetermined_lists_only_the_facts_that_matter():
     assert [b.test for b in phenytoin.because] == [
         "is non-convulsive status epilepticus",
         "no medication is phenytoin or a kind of it",
+        "every medication listed was recognised",
     ]
 
 

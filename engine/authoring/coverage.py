@@ -25,7 +25,11 @@ class RuleCoverage(BaseModel):
     near_misses: list[str] = Field(description="cases where it must not apply, and does not")
     covered: bool = Field(description="background, or both lists non-empty")
     reviewed: dt.date | None = Field(description="its last review")
-    review: str = Field(description="its review status, for people")
+    reviewed_by: str | None = Field(description="who reviewed it last")
+    review: str = Field(
+        description="its last review's date ('overdue' when past the pack's review interval), "
+        "'never' or 'retired'"
+    )
 
 
 class SentenceCoverage(BaseModel):
@@ -54,11 +58,11 @@ def review_status(kb: KnowledgeBase, index: int, today: dt.date) -> str:
     if rule.status == "retired":
         return "retired"
     if last is None:
-        return "never reviewed"
+        return "never"
     due = review_due(last.date, kb.manifest.review_every_months)
     if due is not None and due < today:
-        return f"overdue since {due}"
-    return f"reviewed {last.date} by {last.by}"
+        return f"{last.date}, overdue"
+    return str(last.date)
 
 
 def coverage(
@@ -94,6 +98,7 @@ def coverage(
             near_misses=misses[r.id],
             covered=r.background or bool(applies[r.id] and misses[r.id]),
             reviewed=kb.reviewed[i],
+            reviewed_by=r.last_review.by if r.last_review else None,
             review=review_status(kb, i, today),
         )
         for i, r in enumerate(kb.rules)

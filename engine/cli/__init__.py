@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     pack_help = "knowledge pack directory (default: ./rules if there is one, else the bundled pack)"
     draft_help = "also evaluate draft rules (left out by default; retired rules never run)"
-    today_help = "judge reviews overdue as of this date, YYYY-MM-DD (default: today)"
+    today_help = (
+        "judge reviews overdue as of this date, YYYY-MM-DD (default: $CAVEAT_TODAY, else today)"
+    )
 
     ev = sub.add_parser("evaluate", help="evaluate one scenario file and show what applies")
     ev.add_argument(

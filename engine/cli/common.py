@@ -3,6 +3,8 @@ and the exit statuses."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,20 @@ from ..pack import MANIFEST, bundled_pack_path
 from ..scenario import read_document
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+
+TODAY_VARIABLE = "CAVEAT_TODAY"
+
+
+def today() -> dt.date:
+    """The date reviews are judged against and recorded on: CAVEAT_TODAY (YYYY-MM-DD) when set,
+    so that a run can be reproduced on another day, else today."""
+    value = os.environ.get(TODAY_VARIABLE)
+    if not value:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise Usage(f"{TODAY_VARIABLE}={value!r} is not a date like 2026-11-25") from None
 
 
 def stdout() -> Console:

@@ -4,7 +4,6 @@ reviewer's verbs, one shape for all (a pack, a case library, text or JSON out)."
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import fnmatch
 import json
 import sys
@@ -41,12 +40,13 @@ from .common import (
     say,
     stderr,
     stdout,
+    today,
 )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     root = pack_dir(args.pack)
-    report = check_pack(root, args.cases, today=args.today)
+    report = check_pack(root, args.cases, today=args.today or today())
     if args.format == "json":
         data = {
             "pack": str(root),
@@ -102,7 +102,10 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_coverage(args: argparse.Namespace) -> int:
     kb = load_pack(args.pack)
     result = coverage(
-        kb, case_paths(args.cases, kb), include_draft=args.include_draft, today=args.today
+        kb,
+        case_paths(args.cases, kb),
+        include_draft=args.include_draft,
+        today=args.today or today(),
     )
     if args.format == "json":
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
@@ -113,7 +116,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             "(a case where each applies and a near miss where it must not)",
             title_justify="left",
         )
-        for column in ("rule", "applies in", "near misses", "", "review"):
+        for column in ("rule", "applies in", "near misses", "", "last review"):
             rules.add_column(column)
         for row in result.rules:
             if row.status != "active":
@@ -212,9 +215,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     root = pack_dir(args.pack)
     try:
-        digest = release(
-            root, args.version, args.change, dt.date.today().isoformat(), cases=args.cases
-        )
+        digest = release(root, args.version, args.change, today().isoformat(), cases=args.cases)
     except Refused as exc:
         say(stderr(), "error", str(exc))
         return EXIT_FAILED
@@ -224,7 +225,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def cmd_review(args: argparse.Namespace) -> int:
     root = pack_dir(args.pack)
-    date = (args.date or dt.date.today()).isoformat()
+    date = (args.date or today()).isoformat()
     try:
         changed = review(root, args.rules, args.by, date, note=args.note)
     except Refused as exc:
