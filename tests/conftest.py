@@ -44,3 +44,20 @@ def caveat(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess
 @pytest.fixture(scope="session")
 def kb() -> KnowledgeBase:
     return load_knowledge_base()
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace one occurrence of `old` in a file (which must hold it)."""
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Path:
+    """A copy of the bundled pack to plant faults in."""
+    import shutil
+
+    root = tmp_path / "rules"
+    shutil.copytree(RULES, root)
+    return root

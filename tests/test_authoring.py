@@ -9,27 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CASES, RULES
+from conftest import CASES, RULES, edit
 
 from engine import load_knowledge_base
 from engine.authoring import Refused, check_pack, coverage, diff, release, scaffold
 from engine.cli import main
 from engine.explain import explain
 from engine.pack import read_pack
-
-
-@pytest.fixture
-def pack(tmp_path: Path) -> Path:
-    root = tmp_path / "rules"
-    shutil.copytree(RULES, root)
-    return root
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
 
 TODAY = dt.date(2026, 12, 1)  # within the bundled pack's review interval
 
