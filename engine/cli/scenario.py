@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from rich.text import Text
 
@@ -27,20 +28,33 @@ from .common import (
 )
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    err = stderr()
-    kb = load_pack(args.pack)
+def _scenario(name: str) -> Any:
+    """The scenario in a file (or - for stdin), its case keys left out."""
     try:
-        data = read_scenario_document(args.file)
+        data = read_scenario_document(name)
     except YamlProblem as exc:
-        say(err, "error", str(exc))
-        return EXIT_INPUT
+        raise Usage(str(exc)) from None
     if isinstance(data, list):
-        message = f"{args.file} holds {len(data)} cases; evaluate takes one scenario"
-        say(err, "error", message + " (run `caveat batch` for a case list)")
-        return EXIT_INPUT
+        raise Usage(
+            f"{name} holds {len(data)} cases; one scenario is needed "
+            "(run `caveat batch` for a case list)"
+        )
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k not in CASE_KEYS}
+    return data
+
+
+def _invalid(name: str, exc: ScenarioError) -> int:
+    err = stderr()
+    say(err, "error", f"invalid scenario in {name}:")
+    for problem in exc.problems:
+        err.print(Text(f"  {problem}"))
+    return EXIT_INPUT
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    kb = load_pack(args.pack)
+    data = _scenario(args.file)
     try:
         result = run(
             kb,
@@ -50,10 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             source=args.file,
         )
     except ScenarioError as exc:
-        say(err, "error", f"invalid scenario in {args.file}:")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False)
-        return EXIT_INPUT
+        return _invalid(args.file, exc)
     if args.json:
         sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
         sys.stdout.write("\n")
@@ -66,12 +77,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     kb = load_pack(args.pack)
     if args.rule and args.rule not in kb.rule_index:
         raise Usage(f"no rule {args.rule!r}{did_you_mean(args.rule, kb.rule_index)}")
-    try:
-        data = read_scenario_document(args.file)
-    except YamlProblem as exc:
-        raise Usage(str(exc)) from None
-    if isinstance(data, dict):
-        data = {k: v for k, v in data.items() if k not in CASE_KEYS}
+    data = _scenario(args.file)
     try:
         explanation = explain(
             kb,
@@ -81,10 +87,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             include_draft=args.include_draft,
         )
     except ScenarioError as exc:
-        say(stderr(), "error", f"invalid scenario in {args.file}:")
-        for problem in exc.problems:
-            stderr().print(Text(f"  {problem}"))
-        return EXIT_INPUT
+        return _invalid(args.file, exc)
     if args.format == "json":
         sys.stdout.write(explanation.model_dump_json(indent=2) + "\n")
     else:
