@@ -460,12 +460,14 @@ class HtmlWriter(Writer):
                 f'<td title="{_h(row.where)}">{_h(row.case)}</td><td>{_h(row.status)}</td>'
             )
             for rule in rules:
-                quote = f"{rule.id}: “{rule.evidence.quote}”{supports[rule.id]}"
+                words = f"“{rule.evidence.quote}”{supports[rule.id]}"
                 if rule.id in row.applied:
                     cav = "".join(f'<span class="cav">{_h(c)}</span>' for c in row.applied[rule.id])
-                    add(f'<td class="cell applied" title="{_h(quote)}">✓{cav}</td>')
+                    tip = f"{rule.id}: {words}"
+                    add(f'<td class="cell applied" title="{_h(tip)}">✓{cav}</td>')
                 elif rule.id in row.undetermined:
-                    add(f'<td class="cell maybe" title="{_h(quote)} (undetermined)">?</td>')
+                    tip = f"{rule.id} (undetermined): {words}"
+                    add(f'<td class="cell maybe" title="{_h(tip)}">?</td>')
                 else:
                     add('<td class="cell"></td>')
             add("</tr>\n")

@@ -177,6 +177,8 @@ def test_the_html_report_shows_each_caveats_words(tmp_path: Path):
     page = report.read_text()
     assert "<code>third-line</code> “as a third-line treatment option”" in page
     assert "third-line: “as a third-line treatment option”" in page  # in the quote's tooltip
+    # an undetermined cell says so of the rule, not of its last caveat
+    assert 'title="rls-before-third-line (undetermined): “Restless legs' in page
 
 
 # -- suggestions ----------------------------------------------------------------------------------
