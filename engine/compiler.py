@@ -5,12 +5,14 @@ disjunctive normal form over atoms (tests on the scenario fact):
 
 - T: the condition is true;
 - U: the condition is unknown (neither true nor false) because a scenario value it needs is missing,
-  or because it rests on the absence of a condition or medication while the scenario lists one that
-  was not recognised (what was not recognised is never taken as absent).
+  or because it rests on something being absent that an item of the scenario could be.
 
 A concept test is closed-world where it is used positively (not listed as X: false) and
 open-world where the condition rests on its absence, that is under an odd number of `not`s: there
-it is false only when every item of its list was recognised, and unknown otherwise.
+it is false only when no item could be X, and unknown when one could (an item not recognised, or
+one recognised only as something broader than X). In the same way `except` is an absence: an item
+recognised as a concept broader than an excepted one (an anxiety disorder, where panic disorder is
+excepted) leaves the test unknown, not true.
 
 Every disjunct becomes one durable_rules rule over the single scenario fact, so durable_rules'
 Rete network does all the matching. A fired T disjunct means the rule applies; a fired U disjunct
@@ -41,7 +43,7 @@ from .conditions import (
     leaves,
 )
 from .errors import CompileError, PackProblem
-from .facts import Atom, Facts, concept_prop, list_prop
+from .facts import LIST_OF_KIND, Atom, Facts, concept_prop, maybe_prop
 from .rules import Rule
 from .scenario import DOSES, INTENTS, MAX_AGE, MAX_LINE, MAX_YEARS, RESPONSES
 from .vocabulary import Vocabulary
@@ -146,24 +148,35 @@ class Expander:
         raise TypeError(f"not a condition: {node!r}")
 
     def _concept(self, node: _ConceptTest, which: str, neg: bool) -> Dnf:
-        if which == "u" and not neg:
-            return []  # used positively, a concept test is closed-world
         if not node.excluded:
             present = [frozenset({Atom("has", concept_prop(node.concept))})]
             absent = frozenset({Atom("lacks", concept_prop(node.concept))})
+            broad: list[Term] = []
         else:
-            members = self.members(node.concept, node.excluded)
-            present = [frozenset({Atom("has", concept_prop(m, exact=True))}) for m in members]
-            absent = frozenset(Atom("lacks", concept_prop(m, exact=True)) for m in members)
+            certain, broader = self.split_members(node.concept, node.excluded)
+            present = [frozenset({Atom("has", concept_prop(m, exact=True))}) for m in certain]
+            absent = frozenset(Atom("lacks", concept_prop(m, exact=True)) for m in certain)
+            # a concept broader than an excepted one: the item could be that one
+            broad = [absent | {Atom("broad", concept_prop(b, exact=True))} for b in broader]
+            absent |= {Atom("lacks", concept_prop(b, exact=True)) for b in broader}
         if which == "t":
             return present
-        if not neg:
-            return [absent]
-        # the rule rests on this absence: it is known only if every item was recognised
-        items = list_prop(node.kind + "s")
+        if not neg:  # used positively, a concept test is closed-world
+            return [absent] if which == "f" else broad
+        # the rule rests on this absence: it is known only when no item could be the concept
+        maybe = maybe_prop(node.concept)
         if which == "f":
-            return [absent | {Atom("rec", items)}]
-        return [absent | {Atom("unrec", items)}]
+            return [absent | {Atom("sure", maybe)}]
+        return [*broad, absent | {Atom("maybe", maybe)}]
+
+    def split_members(self, concept: str, excluded: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The members of an `except` test split in two: those that are surely not an excepted
+        concept, and those broader than an excepted one or than a kind of it (an item given as
+        such could be the excepted one: agoraphobia could be panic disorder with agoraphobia)."""
+        members = self.members(concept, excluded)
+        left_out = {d for ex in excluded for d in self.vocab.descendants.get(ex, {ex})}
+        broader = {a for d in left_out for a in self.vocab.ancestors.get(d, ())}
+        return [m for m in members if m not in broader], [m for m in members if m in broader]
 
     def members(self, concept: str, excluded: Sequence[str]) -> list[str]:
         """Concepts that are `concept` or below it, but not any excluded one or below it."""
@@ -201,13 +214,13 @@ def _term_key(term: Term) -> list[tuple[Any, ...]]:
 
 def satisfiable(term: Term, vocab: Vocabulary) -> bool:
     """False when the atoms of one alternative cannot all hold (age < 5 and age > 10, say)."""
-    present = {a.prop for a in term if a.kind in ("has", "unrec")}
-    absent = {a.prop for a in term if a.kind in ("lacks", "missing", "rec")}
+    present = {a.prop for a in term if a.kind in ("has", "broad", "maybe")}
+    absent = {a.prop for a in term if a.kind in ("lacks", "missing", "sure")}
     if present & absent:
         return False
     for prop in present:
         concept = prop[2:]
-        if prop.startswith("u:") or concept not in vocab:
+        if prop.startswith("m:") or concept not in vocab:
             continue
         # a given concept implies its closure flag, and a closure flag implies its ancestors'
         implied = vocab.closure(concept) if prop.startswith("g:") else vocab.ancestors[concept]
@@ -274,8 +287,6 @@ FIELD_NAMES = {
     "dose": "dose",
     "response": "resp",
     "bg": "bg",
-    "u:conditions": "uc",
-    "u:medications": "um",
 }
 ALWAYS_TRUE = {"$nex": {"nil": 1}}  # no fact has a property named nil
 
@@ -357,6 +368,12 @@ class Program:
             for a in d.atoms:
                 self.props.setdefault(a.prop, self._durable_name(a.prop))
         self.closure_props = {p[2:]: n for p, n in self.props.items() if p.startswith("c:")}
+        # concept -> (its "could be" property, the list its items are in)
+        self.maybe_props = {
+            p[2:]: (n, LIST_OF_KIND[vocab.kind(p[2:])])
+            for p, n in self.props.items()
+            if p.startswith("m:")
+        }
         self.given_props = {p[2:]: n for p, n in self.props.items() if p.startswith("g:")}
         self.value_props = {p: n for p, n in self.props.items() if p in FIELD_NAMES}
 
@@ -367,15 +384,15 @@ class Program:
         ]
 
     def _durable_name(self, prop: str) -> str:
-        if prop.startswith(("c:", "g:")):
+        if prop.startswith(("c:", "g:", "m:")):
             return f"{prop[0]}{self.vocab.order[prop[2:]]}"
         return FIELD_NAMES[prop]
 
     def _atom_expression(self, atom: Atom) -> dict[str, Any]:
         name = self.props[atom.prop]
-        if atom.kind in ("has", "bg", "unrec"):
+        if atom.kind in ("has", "broad", "bg", "maybe"):
             return {name: True}
-        if atom.kind in ("lacks", "missing", "rec"):
+        if atom.kind in ("lacks", "missing", "sure"):
             return {"$nex": {name: 1}}
         if atom.op == "eq":
             return {name: atom.value}
@@ -450,9 +467,9 @@ class Program:
             name = self.value_props.get(key)
             if name is not None:
                 fact[name] = value
-        for listed in facts.unrecognized:
-            name = self.value_props.get(list_prop(listed))
-            if name is not None:
+        unrecognized, could_be = facts.unrecognized, facts.could_be
+        for concept, (name, listed) in self.maybe_props.items():
+            if listed in unrecognized or concept in could_be:
                 fact[name] = True
         if include_background and "bg" in self.value_props:
             fact["bg"] = True

@@ -99,7 +99,7 @@ def explain_node(kb: KnowledgeBase, node: Any, facts: Facts, negated: bool = Fal
         test=leaf_text(kb, node),
         value=_VALUE[value],
         facts=reasons(kb, facts, support),
-        needs=needs(support, facts),
+        needs=needs(kb, support, facts, getattr(node, "excluded", ())),
     )
 
 

@@ -30,15 +30,18 @@ class Item(NamedTuple):
     matched_by: str
     codes: tuple[str, ...] = ()
     verified: bool | None = None  # matched by a code: was its binding checked?
+    system: str | None = None  # matched by a code: its code system
 
 
 class Unknown(NamedTuple):
-    """A scenario condition or medication that was not recognised."""
+    """A scenario condition or medication that was not recognised (`home`: the list it belongs
+    in, when it was recognised as a thing of the other list)."""
 
     field: ListName
     input: str
     reason: str
     suggestions: tuple[str, ...] = ()
+    home: ListName | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,13 @@ class Facts:
     given: frozenset[str]  # concepts the scenario names
     closure: frozenset[str]  # those and all their ancestors
     values: dict[str, Any]  # age, duration_years, line, intent, dose, response: only those given
-    unrecognized: frozenset[str] = frozenset()  # the lists ("conditions", ...) holding an Unknown
+    # What is not known to be absent: the lists ("conditions", "medications") that hold an item
+    # not recognised (or one that belongs in them, listed in the other), and the concepts some
+    # recognised item could be without being known to be (with all they are kinds of).
+    unrecognized: frozenset[str] = frozenset()
+    could_be: frozenset[str] = frozenset()
+    # (field, input, what it could be) of each item recognised only broadly, for `needs`
+    broad: tuple[tuple[str, str, frozenset[str]], ...] = ()
 
 
 class Atom(NamedTuple):
@@ -57,11 +66,13 @@ class Atom(NamedTuple):
 
     kind: "has" (prop present), "lacks" (prop absent), "cmp" (prop op value), "missing" (a scenario
     value not given: what makes a rule undetermined), "bg" (background requested), and for an
-    absence test "rec" (every item of a list was recognised) or "unrec" (one was not: the
-    absence is unknown).
+    absence a rule rests on, "sure" (no item could be the concept: the absence is known) or
+    "maybe" (an item could be it: one not recognised, or one recognised only as something
+    broader; the absence is unknown), and for an `except` test "broad" (an item is given as a
+    concept broader than an excepted one: the test is unknown).
     prop: "c:<concept>" (the concept or a descendant is given), "g:<concept>" (exactly this concept
-    is given), "u:<list>" (conditions or medications), or a value name (age, duration_years, line,
-    intent, dose, response).
+    is given), "m:<concept>" (an item could be the concept or a descendant), or a value name (age,
+    duration_years, line, intent, dose, response).
     """
 
     kind: str
@@ -76,16 +87,16 @@ class Atom(NamedTuple):
         return (rank, self.prop, self.op, str(self.value))
 
 
-_RANK = {"bg": 0, "has": 1, "unrec": 1, "cmp": 2, "lacks": 4, "rec": 4, "missing": 5}
+_RANK = {"bg": 0, "has": 1, "broad": 1, "maybe": 1, "cmp": 2, "lacks": 4, "sure": 4, "missing": 5}
 
 
 def concept_prop(concept: str, exact: bool = False) -> str:
     return ("g:" if exact else "c:") + concept
 
 
-def list_prop(field: str) -> str:
-    """The property of a list's unrecognised items ("u:medications")."""
-    return "u:" + field
+def maybe_prop(concept: str) -> str:
+    """The property "an item could be this concept, or a kind of it" ("m:phenytoin")."""
+    return "m:" + concept
 
 
 def _resolve_text(vocab: Vocabulary, field: ListName, text: str) -> list[Item] | Unknown:
@@ -100,6 +111,7 @@ def _resolve_text(vocab: Vocabulary, field: ListName, text: str) -> list[Item] |
             text,
             f"{concept.label!r} is a {concept.kind}, not a {want}; list it under "
             f"{LIST_OF_KIND[concept.kind]}",
+            home=LIST_OF_KIND[concept.kind],
         )
     ambiguous = vocab.ambiguity(text)
     if ambiguous is not None:
@@ -131,7 +143,9 @@ def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> list[Item] 
     shown = code.display
     home = _SYSTEM_LIST.get(code.system)
     if home is not None and home != field:
-        return Unknown(field, shown, f"{code.system} codes name {home}; list it under {home}")
+        return Unknown(
+            field, shown, f"{code.system} codes name {home}; list it under {home}", home=home
+        )
     hits = vocab.lookup_code(code.system, code.code)
     if hits:
         items = []
@@ -143,10 +157,20 @@ def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> list[Item] 
                     shown,
                     f"{shown} is {concept.label!r}, a {concept.kind}; list it under "
                     f"{LIST_OF_KIND[concept.kind]}",
+                    home=LIST_OF_KIND[concept.kind],
                 )
             verified = vocab.code_verified(code.system, hit.code_path[-1])
             items.append(
-                Item(field, shown, concept.id, concept.label, "code", hit.code_path, verified)
+                Item(
+                    field,
+                    shown,
+                    concept.id,
+                    concept.label,
+                    "code",
+                    hit.code_path,
+                    verified,
+                    code.system,
+                )
             )
         return items
     if code.system == "ICD-10-CM":
@@ -155,7 +179,7 @@ def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> list[Item] 
         description = terminology.icd_description(code.code)
         if description is not None:
             norm = terminology.normalise_icd(code.code)
-            return [Item(field, shown, None, description, "code", (norm,), True)]
+            return [Item(field, shown, None, description, "code", (norm,), True, code.system)]
         near = terminology.icd_nearest_valid(code.code)
         hint = (f"{near} ({terminology.icd_description(near)})",) if near else ()
         return Unknown(field, shown, "not a valid ICD-10-CM code", hint)
@@ -185,6 +209,14 @@ def normalise(scenario: Scenario, vocab: Vocabulary) -> Facts:
                     unknown[key2] = got
     given = frozenset(i.concept for i in items.values() if i.concept is not None)
     closure = frozenset().union(*(vocab.closure(c) for c in given)) if given else frozenset()
+    broad = []
+    for item in items.values():
+        could = vocab.could_be(item.concept) if item.concept is not None else frozenset()
+        if item.system == "ICD-10-CM":
+            could |= vocab.could_be_code(item.codes[0])
+        if could:
+            broad.append((item.field, item.input, could))
+    could_be = frozenset().union(*(c for _, _, c in broad)) if broad else frozenset()
     values: dict[str, Any] = {}
     if scenario.patient is not None and scenario.patient.age is not None:
         values["age"] = scenario.patient.age
@@ -200,5 +232,8 @@ def normalise(scenario: Scenario, vocab: Vocabulary) -> Facts:
         given=given,
         closure=closure,
         values=values,
-        unrecognized=frozenset(u.field for u in unknown.values()),
+        unrecognized=frozenset(u.field for u in unknown.values())
+        | frozenset(u.home for u in unknown.values() if u.home is not None),
+        could_be=could_be,
+        broad=tuple(sorted(broad, key=lambda b: (b[0], b[1]))),
     )

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from .caveats import Caveat
 from .compiler import Match, Program
+from .conditions import leaves
 from .durable_adapter import DurableRulesets
 from .errors import PackError
 from .evidence import Source
@@ -71,6 +72,13 @@ class KnowledgeBase:
         ]
         self.evidence_notes = [
             EvidenceNote(source=r.evidence.source, quote=r.evidence.quote, basis=r.evidence.basis)
+            for r in self.rules
+        ]
+        # the concepts each rule's `except` tests leave out (to say what a broad item could be)
+        self.excepted = [
+            tuple(
+                dict.fromkeys(c for leaf in leaves(r.when) for c in getattr(leaf, "excluded", ()))
+            )
             for r in self.rules
         ]
         self.reviewed = [(r.last_review.date if r.last_review else None) for r in self.rules]

@@ -3,7 +3,9 @@
 It walks each rule's condition tree over the facts in plain Python, under Kleene's three-valued
 logic, and shares no matching code with the compiler: no DNF, no durable_rules, no fact encoding.
 A concept test under an odd number of `not`s (where the rule rests on an absence) is unknown, not
-false, when its list holds an item that was not recognised.
+false, when an item could be the concept: one not recognised, or one recognised only as something
+broader. An `except` test is unknown, not true, for an item given as a concept broader than an
+excepted one.
 For a rule that applies it returns the atoms that support the condition (every true test that makes
 it true); for an undetermined rule, those and the missing values it needs. The differential tests
 hold the engine to exactly the same answers.
@@ -16,7 +18,7 @@ from typing import Any
 
 from .compiler import Match
 from .conditions import AllOf, AnyOf, NotOf, _ConceptTest, _EnumTest, _NumberTest
-from .facts import Atom, Facts, concept_prop, list_prop
+from .facts import Atom, Facts, concept_prop, maybe_prop
 from .rules import Rule
 from .vocabulary import Vocabulary
 
@@ -84,26 +86,35 @@ class ReferenceMatcher:
         if isinstance(node, NotOf):
             return ("not", self.prepare(node.not_, not neg))
         if isinstance(node, _ConceptTest):
-            field = node.kind + "s"
-            # (list, its "all recognised" atom, its "one unrecognised" atom), for an absence
-            # the rule rests on; None where the test is used positively (closed-world)
+            # for an absence the rule rests on: (the concept, its list, the atom "no item could
+            # be it", the atom "an item could be it"); None where the test is used positively
             open_world = (
-                (field, Atom("rec", list_prop(field)), Atom("unrec", list_prop(field)))
+                (
+                    node.concept,
+                    node.kind + "s",
+                    Atom("sure", maybe_prop(node.concept)),
+                    Atom("maybe", maybe_prop(node.concept)),
+                )
                 if neg
                 else None
             )
             if not node.excluded:
                 prop = concept_prop(node.concept)
-                return (
-                    "has",
-                    node.concept,
-                    frozenset({Atom("lacks", prop)}),
-                    open_world,
-                    Atom("has", prop),
-                )
-            members = frozenset(c for c in self.vocab.concepts if self._counts(node, c))
-            lacks = frozenset(Atom("lacks", concept_prop(c, exact=True)) for c in members)
-            return ("in", members, lacks, open_world, None)
+                return ("has", node.concept, Atom("has", prop), Atom("lacks", prop), open_world)
+            members = [c for c in self.vocab.concepts if self._counts(node, c)]
+            # members broader than something left out: an item given as one could be it
+            left_out = [
+                c
+                for c in self.vocab.concepts
+                if any(x in self.vocab.closure(c) for x in node.excluded)
+            ]
+            broader = frozenset(
+                m for m in members if any(m in self.vocab.closure(c) for c in left_out)
+            )
+            surely = frozenset(members) - broader
+            lacks_surely = frozenset(Atom("lacks", concept_prop(c, exact=True)) for c in surely)
+            lacks_broader = frozenset(Atom("lacks", concept_prop(c, exact=True)) for c in broader)
+            return ("in", surely, broader, lacks_surely, lacks_broader, open_world)
         if isinstance(node, _NumberTest):
             tests = tuple(
                 (
@@ -126,21 +137,36 @@ class ReferenceMatcher:
         return node.concept in lineage and not any(x in lineage for x in node.excluded)
 
     # -- walking it ----------------------------------------------------------------------------
+    @staticmethod
+    def _absent(
+        facts: Facts, lacks: set[Atom], open_world: tuple[Any, ...] | None
+    ) -> tuple[bool | None, set[Atom]]:
+        """A concept test no item is known to satisfy: false, unless the rule rests on the
+        absence and an item could be the concept."""
+        if open_world is None:
+            return F, lacks
+        concept, field, sure, maybe = open_world
+        if field in facts.unrecognized or concept in facts.could_be:
+            return U, {*lacks, maybe}
+        return F, {*lacks, sure}
+
     def _eval(self, tree: tuple[Any, ...], facts: Facts) -> tuple[bool | None, set[Atom]]:
         kind = tree[0]
-        if kind == "has" or kind == "in":
-            _, concepts, lacks, open_world, has = tree
-            if kind == "has":
-                if concepts in facts.closure:
-                    return T, {has}
-            elif hits := concepts & facts.given:
+        if kind == "has":
+            _, concept, has, lacks, open_world = tree
+            if concept in facts.closure:
+                return T, {has}
+            return self._absent(facts, {lacks}, open_world)
+        if kind == "in":
+            _, surely, broader, lacks_surely, lacks_broader, open_world = tree
+            if hits := surely & facts.given:
                 return T, {Atom("has", concept_prop(c, exact=True)) for c in hits}
-            if open_world is None:
-                return F, set(lacks)
-            field, all_recognised, one_not = open_world
-            if field in facts.unrecognized:
-                return U, {*lacks, one_not}
-            return F, {*lacks, all_recognised}
+            if maybe := broader & facts.given:
+                return U, {
+                    *lacks_surely,
+                    *(Atom("broad", concept_prop(c, exact=True)) for c in maybe),
+                }
+            return self._absent(facts, {*lacks_surely, *lacks_broader}, open_world)
         if kind == "num":
             actual = facts.values.get(tree[1])
             if actual is None:

@@ -46,7 +46,7 @@ def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Beca
     found: list[tuple[tuple[object, ...], Because]] = []
     for atom in atoms:
         kind = atom.kind
-        if kind == "has":
+        if kind == "has" or kind == "broad":
             for item in facts.items:
                 key = (atom, item)
                 hit = cache.get(key, _MISSING)
@@ -54,7 +54,7 @@ def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Beca
                     hit = cache[key] = _item_reason(kb, atom, item)
                 if hit is not None:
                     found.append(hit)
-        elif kind == "lacks" or kind == "cmp" or kind == "rec":
+        elif kind == "lacks" or kind == "cmp" or kind == "sure":
             value = facts.values.get(atom.prop) if kind == "cmp" else None
             key = (atom, value)
             hit = cache.get(key, _MISSING)
@@ -100,10 +100,14 @@ def _item_reason(kb: KnowledgeBase, atom: Atom, item: Item) -> tuple[Any, Becaus
 
 
 def _value_reason(kb: KnowledgeBase, atom: Atom, value: Any) -> tuple[Any, Because]:
-    if atom.kind == "rec":
-        field = atom.prop[2:]
-        test = f"every {field[:-1]} listed was recognised"
-        return (_FACT_ORDER[field], "~", test), Because(fact=field, value=None, test=test)
+    if atom.kind == "sure":
+        vocab = kb.vocabulary
+        concept = atom.prop[2:]
+        field = LIST_OF_KIND[vocab.kind(concept)]
+        test = f"every {field[:-1]} listed was recognised, and none could be {vocab.label(concept)}"
+        return (_FACT_ORDER[field], "~", test), Because(
+            fact=field, value=None, test=test, concept=concept
+        )
     if atom.kind == "lacks":
         vocab = kb.vocabulary
         concept = atom.prop[2:]
@@ -120,23 +124,50 @@ def _value_reason(kb: KnowledgeBase, atom: Atom, value: Any) -> tuple[Any, Becau
     return (_FACT_ORDER[path], "", test), Because(fact=path, value=_number(value), test=test)
 
 
-def needs(atoms: Iterable[Atom], facts: Facts) -> list[str]:
+def needs(
+    kb: KnowledgeBase, atoms: Iterable[Atom], facts: Facts, excepted: Iterable[str] = ()
+) -> list[str]:
     """What would decide an undetermined rule: the scenario values it needs that were not given,
-    and the items it rests on being absent that were not recognised."""
+    and the items that could be what it needs absent (or, for an `except`, what it excepts):
+    items not recognised, and items recognised only as something broader."""
+    vocab = kb.vocabulary
     paths: set[str] = set()
-    fields: set[str] = set()
+    maybe: set[str] = set()
+    broad: set[str] = set()
     for a in atoms:
         if a.kind == "missing":
             paths.add(FACT_PATHS[a.prop])
-        elif a.kind == "unrec":
-            fields.add(a.prop[2:])
+        elif a.kind == "maybe":
+            maybe.add(a.prop[2:])
+        elif a.kind == "broad":
+            broad.add(a.prop[2:])  # given as a concept broader than one the rule excepts
     out = sorted(paths, key=lambda p: _FACT_ORDER[p])
-    out += [
-        f'{u.field}: "{u.input}" (not recognised)'
-        for u in sorted(facts.unknown, key=lambda u: (_FACT_ORDER[u.field], u.input))
-        if u.field in fields
-    ]
-    return out
+    if not maybe and not broad:
+        return out
+    lists = {LIST_OF_KIND[vocab.kind(c)] for c in maybe}
+    found: list[tuple[int, str, str]] = []
+    for u in facts.unknown:
+        if u.field in lists or u.home in lists:
+            text = f'{u.field}: "{u.input}" (not recognised)'
+            if u.home is not None:
+                text = f'{u.field}: "{u.input}" (belongs under {u.home}: not read as one)'
+            found.append((_FACT_ORDER[u.field], u.input, text))
+    for field, given, could in facts.broad:
+        which = [vocab.label(c) for c in sorted(maybe & could, key=vocab.order.__getitem__)]
+        if which:
+            found.append(
+                (_FACT_ORDER[field], given, f'{field}: "{given}" (could be {" or ".join(which)})')
+            )
+    for item in facts.items:
+        if item.concept in broad:
+            which = [
+                vocab.label(e)
+                for e in excepted
+                if any(item.concept in vocab.ancestors[d] for d in vocab.descendants[e])
+            ]
+            text = f'{item.field}: "{item.input}" (could be {" or ".join(which)})'
+            found.append((_FACT_ORDER[item.field], item.input, text))
+    return out + [text for *_, text in sorted(set(found))]
 
 
 def _item_reports(
@@ -204,7 +235,7 @@ def build_result(
                 text=rule.statement,
                 caveats=kb.caveat_notes[index],
                 evidence=kb.evidence_notes[index],
-                needs=needs(atoms, facts),
+                needs=needs(kb, atoms, facts, kb.excepted[index]),
                 because=reasons(kb, facts, atoms),
                 status=rule.status,
                 reviewed=kb.reviewed[index],

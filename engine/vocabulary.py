@@ -127,6 +127,8 @@ class Vocabulary:
         self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
         self._seen: dict[str, Resolution | None] = {}
         self._suggested: dict[tuple[str, str | None, int], list[str]] = {}
+        self._could_be: dict[str, frozenset[str]] = {}
+        self._could_be_code: dict[str, frozenset[str]] = {}
         self._text: dict[str, tuple[str, Literal["label", "synonym"]]] = {}
         for concept in self.concepts.values():
             self._text.setdefault(normalise_text(concept.label), (concept.id, "label"))
@@ -226,6 +228,37 @@ class Vocabulary:
             for f in found
             if not any(f.concept in self.ancestors[g.concept] for g in found if g is not f)
         )
+
+    def could_be(self, concept: str) -> frozenset[str]:
+        """What an item recognised as `concept` could still be without being known to be: its
+        narrower concepts ("benzodiazepines" could be clonazepam), with everything they are
+        kinds of. Empty for a concept with nothing below it."""
+        cached = self._could_be.get(concept)
+        if cached is None:
+            below = self.descendants.get(concept, frozenset()) - {concept}
+            cached = frozenset().union(*(self.closure(c) for c in below)) if below else frozenset()
+            self._could_be[concept] = cached
+        return cached
+
+    def could_be_code(self, code: str) -> frozenset[str]:
+        """What an item given as an ICD-10-CM code could still be: the concepts bound to codes
+        below it (F30, manic episode, could be F30.1's single manic episode), with everything
+        those are kinds of and could be."""
+        code = terminology.normalise_icd(code)
+        cached = self._could_be_code.get(code)
+        if cached is None:
+            found: set[str] = set()
+            for (system, bound), cid in self._codes.items():
+                if (
+                    system == "ICD-10-CM"
+                    and bound != code
+                    and terminology.icd_within(bound, (code, None))
+                ):
+                    found |= self.closure(cid) | self.could_be(cid)
+            cached = frozenset(found)
+            if len(self._could_be_code) < 50_000:
+                self._could_be_code[code] = cached
+        return cached
 
     def code_verified(self, system: str, code: str) -> bool:
         """Whether a bound code was checked against its code system (ICD-10-CM always is)."""

@@ -48,7 +48,7 @@ def test_the_absence_holds_when_every_medication_was_recognised():
         "ncse-add-phenytoin"
     )
     assert [b.test for b in statement.because][-2:] == [
-        "every medication listed was recognised",
+        "every medication listed was recognised, and none could be phenytoin",
         "= transient",
     ]
 
@@ -111,3 +111,39 @@ def test_engine_and_reference_agree_on_generated_packs_with_unrecognised_items(s
             "(not recognised)" in need for u in durable.undetermined for need in u.needs
         )
     assert undetermined_by_an_unknown > 10  # the open-world case is exercised
+
+
+def test_a_medication_listed_as_a_condition_is_not_taken_as_absent():
+    result = evaluate({**NCSE_TRANSIENT, "conditions": ["NCSE", "Dilantin"]})
+    (undetermined,) = [u for u in result.undetermined if u.rule == "ncse-add-phenytoin"]
+    assert undetermined.needs == [
+        'conditions: "Dilantin" (belongs under medications: not read as one)'
+    ]
+
+
+def test_an_item_known_only_broadly_could_be_what_an_absence_needs_absent():
+    result = evaluate({"medications": ["benzodiazepines"]})
+    (undetermined,) = result.undetermined
+    assert undetermined.rule == "same-family-as-current-benzodiazepine"
+    assert undetermined.needs == ['medications: "benzodiazepines" (could be clonazepam)']
+    assert "same-family-as-current-benzodiazepine" in evaluate({"medications": ["Valium"]}).rules()
+
+
+@pytest.mark.parametrize(
+    "item",
+    ["anxiety disorder", "agoraphobia", {"code": "F41.9", "system": "ICD-10-CM"}],
+)
+def test_an_item_known_only_broadly_could_be_what_an_except_leaves_out(item):
+    result = evaluate({"conditions": [item]})
+    assert "other-anxiety-disorders-off-label" not in result.rules()
+    (undetermined,) = result.undetermined
+    assert undetermined.needs[0].endswith("(could be panic disorder)")
+    specific = evaluate({"conditions": [item, "social phobia"]})
+    assert "other-anxiety-disorders-off-label" in specific.rules()
+
+
+def test_a_broad_icd_code_could_be_the_codes_below_it():
+    kb = load_knowledge_base()
+    assert "status-epilepticus" in kb.vocabulary.could_be_code("G40")
+    assert "single-manic-episode" in kb.vocabulary.could_be_code("F30")
+    assert kb.vocabulary.could_be_code("G40.A01") == frozenset()

@@ -220,3 +220,45 @@ def test_the_manifest_says_who_stands_behind_the_pack():
     assert manifest.last_reviewed and manifest.review_every_months == 12
     assert "CC BY-SA 4.0" in manifest.copyright
     assert manifest.approved is None  # no clinician has approved it: the pack does not pretend
+
+
+def test_a_second_review_on_the_same_day_is_recorded(pack: Path):
+    review(pack, ["acute-mania"], "Dr. A", "2026-11-25")
+    review(pack, ["acute-mania"], "Dr. B", "2026-11-25", note="line one\nline two")
+    (rule,) = [r for r in read_pack(pack).rules if r.id == "acute-mania"]
+    assert [r.by for r in rule.reviews][-2:] == ["Dr. A", "Dr. B"]
+    assert rule.reviews[-1].note == "line one\nline two"  # kept as written
+
+
+def test_a_review_never_lands_inside_a_block_scalar(pack: Path):
+    path = pack / "rules" / "4-mood.yaml"
+    text = path.read_text()
+    path.write_text(
+        text[: text.index("    reviews:")]
+        + "    note: >\n      first line\n      #2 is not a comment here\n"
+    )
+    review(pack, ["acute-mania"], "Dr. A", "2026-12-02")
+    (rule,) = [r for r in read_pack(pack).rules if r.id == "acute-mania"]
+    assert rule.note == "first line #2 is not a comment here\n"
+    assert [r.by for r in rule.reviews] == ["Dr. A"]
+
+
+def test_release_into_an_empty_changelog(pack: Path):
+    path = pack / "pack.yaml"
+    text = path.read_text()
+    path.write_text(text[: text.index("changelog:")] + "changelog: []\n")
+    digest = release(pack, "2.0.1", ["first"], "2026-12-02", cases=[CASES])
+    contents = read_pack(pack)
+    assert contents.errors == []
+    assert [(e.version, e.digest) for e in contents.manifest.changelog] == [("2.0.1", digest)]
+
+
+def test_commands_that_write_edit_only_a_pack_named_or_here(tmp_path: Path):
+    for command in (
+        ["rules", "review", "acute-mania", "--by", "X"],
+        ["rules", "release", "9.0.0", "--change", "x"],
+        ["rules", "new", "--sentence", "17"],
+    ):
+        proc = caveat(*command, cwd=tmp_path)
+        assert proc.returncode == 2
+        assert "no pack to edit here (no ./rules/pack.yaml)" in proc.stderr, proc.stderr

@@ -31,12 +31,14 @@ def test_codes_without_dot_or_in_lower_case_are_understood():
         }
 
 
-def test_the_nearest_bound_ancestor_wins():
-    # F40.01 is bound itself (panic with agoraphobia); F40.00 falls back to F40 (anxiety disorder)
-    result = evaluate({"conditions": [icd("F40.01"), icd("F40.00")]})
+def test_the_most_specific_bound_ancestor_wins():
+    # F40.01 is bound itself (panic with agoraphobia, a kind of agoraphobia, bound to F40.0, and
+    # of anxiety disorder, bound to F40); F40.00 falls back to F40.0 (agoraphobia)
+    result = evaluate({"conditions": [icd("F40.01"), icd("F40.00"), icd("F41.8")]})
     assert recognised(result) == {
         "F40.01 (ICD-10-CM)": "panic-disorder-with-agoraphobia",
-        "F40.00 (ICD-10-CM)": "anxiety-disorder",
+        "F40.00 (ICD-10-CM)": "agoraphobia",
+        "F41.8 (ICD-10-CM)": "anxiety-disorder",
     }
 
 
@@ -69,12 +71,12 @@ def test_a_recognised_concept_the_pack_says_nothing_about_is_not_covered():
 
 def test_typos_are_unrecognised_with_suggestions():
     result = evaluate(
-        {"conditions": ["restles legs syndrome", "panic disordr"], "medications": ["Xanex"]}
+        {"conditions": ["restles legs syndrome", "panic disordr"], "medications": ["Klonopn"]}
     )
     found = {u.input: u.suggestions for u in result.unrecognized}
     assert found["restles legs syndrome"][0] == "restless legs syndrome"
     assert found["panic disordr"][0] == "panic disorder"
-    assert found["Xanex"] == ["alprazolam"]
+    assert found["Klonopn"] == ["clonazepam"]
     assert result.statements == []
 
 

@@ -139,14 +139,28 @@ def release(
         + "".join(f"{indent}    - {_yaml_str(c)}\n" for c in changes)
         + f"{indent}  digest: {digest}\n"
     )
+    empty = re.search(r"(?m)^changelog:[ \t]*\[[ \t]*\][ \t]*(#.*)?$", text)
     if found:
         text = text[: found.start(2)] + entry + text[found.start(2) :]
+    elif empty:
+        text = text[: empty.start()] + "changelog:\n" + entry.rstrip("\n") + text[empty.end() :]
+    elif re.search(r"(?m)^changelog:", text):
+        raise Refused(
+            f"the changelog in {path} is not a block list (`changelog:` then `  - version: ...`): "
+            "write it as one to release"
+        )
     else:
         text = text.rstrip("\n") + "\nchangelog:\n" + entry
     original = path.read_text(encoding="utf-8")
     write_atomically(path, text)
     after = read_pack(root)
-    if after.manifest is None or after.manifest.version != version or after.digest() != digest:
+    if (
+        after.errors
+        or after.manifest is None
+        or after.manifest.version != version
+        or after.manifest.changelog[0].digest != digest
+        or after.digest() != digest
+    ):
         write_atomically(path, original)
         raise Refused(f"the release could not be recorded in {path}; it was left as it was")
     return digest
@@ -202,9 +216,16 @@ def _insert_review(lines: list[str], data: PosDict, end: int, entry: dict[str, o
 
 
 def _last_content(lines: list[str], start: int, stop: int) -> int:
-    """The last line in [start, stop) that is not blank or a comment."""
+    """The last line in [start, stop) that belongs to the rule: not blank, and not a comment
+    standing at or left of the rule's keys (a '#' line indented further may be the text of a
+    block scalar)."""
+    keys = len(lines[start]) - len(lines[start].lstrip())
+    if lines[start].lstrip().startswith("- "):
+        keys += 2
     for i in range(min(stop, len(lines)) - 1, start - 1, -1):
-        if lines[i].strip() and not lines[i].lstrip().startswith("#"):
+        text = lines[i].lstrip()
+        indent = len(lines[i]) - len(text)
+        if text.strip() and not (text.startswith("#") and indent <= keys):
             return i
     return start
 
@@ -261,8 +282,12 @@ def review(
         after = read_pack(root)
         for rid in rule_ids:
             rule = next((r for r in after.rules if r.id == rid), None)
-            last = rule.last_review if rule else None
-            if after.errors or last is None or last.by != by.strip() or str(last.date) != date:
+            added = rule.reviews[-1] if rule and rule.reviews else None  # appended last
+            if (
+                after.errors
+                or added is None
+                or (added.by, str(added.date), added.note) != (by.strip(), date, note)
+            ):
                 raise Refused(f"the review of {rid} could not be recorded; nothing was changed")
     except BaseException:
         for path, text in originals.items():

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     pack_help = "knowledge pack directory (default: ./rules if there is one, else the bundled pack)"
+    edit_help = "knowledge pack directory to edit (default: ./rules)"
     draft_help = "also evaluate draft rules (left out by default; retired rules never run)"
     today_help = (
         "judge reviews overdue as of this date, YYYY-MM-DD (default: $CAVEAT_TODAY, else today)"
@@ -168,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     ne.add_argument("--id", metavar="ID", help="the rule id (default: from the sentence)")
     ne.add_argument("--source", metavar="ID", help="source id (default: the pack's first)")
     ne.add_argument("--cases", metavar="DIR", help="where to write the cases")
-    ne.add_argument("--pack", metavar="DIR", help=pack_help)
+    ne.add_argument("--pack", metavar="DIR", help=edit_help)
     ne.set_defaults(func=cmd_new)
 
     di = verbs.add_parser("diff", help="what a change does to every case")
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--by", required=True, metavar="NAME", help="who reviewed them")
     rv.add_argument("--note", metavar="TEXT", help="what the reviewer said")
     rv.add_argument("--date", type=_date, metavar="DATE", help="when (default: today)")
-    rv.add_argument("--pack", metavar="DIR", help=pack_help)
+    rv.add_argument("--pack", metavar="DIR", help=edit_help)
     rv.set_defaults(func=cmd_review)
 
     re_ = verbs.add_parser(
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what changed (repeat for several)",
     )
     re_.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
-    re_.add_argument("--pack", metavar="DIR", help=pack_help)
+    re_.add_argument("--pack", metavar="DIR", help=edit_help)
     re_.set_defaults(func=cmd_release)
     return parser
 

@@ -65,6 +65,21 @@ def pack_dir(path: str | None) -> Path:
     return local if (local / MANIFEST).is_file() else bundled_pack_path()
 
 
+def pack_to_edit(path: str | None) -> Path:
+    """The pack a command that writes (new, review, release) edits: --pack, else ./rules. The
+    bundled pack is never edited behind the user's back (inside an installed package it is not
+    theirs to edit)."""
+    if path is not None:
+        return Path(path)
+    local = Path("rules")
+    if (local / MANIFEST).is_file():
+        return local
+    raise Usage(
+        "no pack to edit here (no ./rules/pack.yaml): run from the directory that holds your "
+        "pack's rules/, or give --pack DIR"
+    )
+
+
 def load_pack(path: str | None) -> KnowledgeBase:
     if path is None and pack_dir(None) == bundled_pack_path():
         return load_knowledge_base()  # the cached default

@@ -26,7 +26,7 @@ from ..authoring import (
 )
 from ..authoring.library import mentions
 from ..batch import run_chunks
-from ..knowledge_base import KnowledgeBase
+from ..knowledge_base import KnowledgeBase, load_knowledge_base
 from ..pack import MANIFEST
 from ..reports import Summary, actual
 from ..suggestions import did_you_mean
@@ -37,6 +37,7 @@ from .common import (
     case_paths,
     load_pack,
     pack_dir,
+    pack_to_edit,
     say,
     stderr,
     stdout,
@@ -166,7 +167,7 @@ def _short(text: str, limit: int) -> str:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    kb = load_pack(args.pack)
+    kb = load_knowledge_base(pack_to_edit(args.pack))
     cases_dir = Path(args.cases) if args.cases else (default_cases(kb.root) or [None])[0]
     if cases_dir is None:
         raise Usage("no case library found (fixtures/cases); give --cases DIR")
@@ -213,7 +214,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    root = pack_dir(args.pack)
+    root = pack_to_edit(args.pack)
     try:
         digest = release(root, args.version, args.change, today().isoformat(), cases=args.cases)
     except Refused as exc:
@@ -224,7 +225,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    root = pack_dir(args.pack)
+    root = pack_to_edit(args.pack)
     date = (args.date or today()).isoformat()
     try:
         changed = review(root, args.rules, args.by, date, note=args.note)
