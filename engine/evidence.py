@@ -128,6 +128,22 @@ class Source:
         """Offset of the whitespace-normalised quote in the normalised text, or -1."""
         return self.text.find(normalise_space(quote))
 
+    def find_words(self, quote: str) -> int:
+        """Offset of the quote where it stands as whole words of the text (not "ed" inside
+        "required"), or -1."""
+        quote = normalise_space(quote)
+        start = self.text.find(quote)
+        while start >= 0:
+            end = start + len(quote)
+            before = self.text[start - 1] if start else " "
+            after = self.text[end] if end < len(self.text) else " "
+            if not (before.isalnum() and quote[:1].isalnum()) and not (
+                after.isalnum() and quote[-1:].isalnum()
+            ):
+                return start
+            start = self.text.find(quote, start + 1)
+        return -1
+
     def sentences_of(self, quote: str) -> list[Sentence]:
         """The sentences a quote overlaps (empty when the quote is not in the source)."""
         start = self.find(quote)

@@ -49,7 +49,12 @@ class KnowledgeBase:
         self.id = self.manifest.id
         self.version = self.manifest.version
         self.digest = contents.digest()
-        self.ref = KnowledgeBaseRef(id=self.id, version=self.version, digest=self.digest)
+        released = next(
+            (e.digest for e in self.manifest.changelog if e.version == self.version), None
+        )
+        self.ref = KnowledgeBaseRef(
+            id=self.id, version=self.version, digest=self.digest, released=released == self.digest
+        )
         self.vocabulary = Vocabulary(contents.concepts, contents.ambiguous)
         self.caveats: dict[str, Caveat] = {c.code: c for c in contents.caveats}
         self.sources: dict[str, Source] = dict(contents.sources)

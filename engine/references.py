@@ -147,15 +147,15 @@ def check_references(pack: PackContents) -> None:
             at(site.file, site.data, ("caveats",), "a caveat code is listed twice", "schema")
         source = pack.sources.get(rule.evidence.source)
         for i, use in enumerate(rule.caveats):
-            if source is not None and source.find(use.support) < 0:
+            if source is not None and source.find_words(use.support) < 0:
                 near = source.nearest_sentence(use.support)
                 hint = f"; nearest source sentence {near.number}: {near.text!r}" if near else ""
                 at(
                     site.file,
                     site.data,
                     ("caveats", i, "support"),
-                    f"caveats[{i}] ({use.code}): its support is not in source {source.id!r}: "
-                    f"give the verbatim words behind the caveat{hint}",
+                    f"caveats[{i}] ({use.code}): its support is not in source {source.id!r} as "
+                    f"whole words: give the verbatim words behind the caveat{hint}",
                     "caveat-support",
                 )
         if source is None:
@@ -167,14 +167,14 @@ def check_references(pack: PackContents) -> None:
                 f"{rule.evidence.source!r}{did_you_mean(rule.evidence.source, pack.sources)}",
                 "unknown-source",
             )
-        elif source.find(rule.evidence.quote) < 0:
+        elif source.find_words(rule.evidence.quote) < 0:
             near = source.nearest_sentence(rule.evidence.quote)
             hint = f"; nearest source sentence {near.number}: {near.text!r}" if near else ""
             at(
                 site.file,
                 site.data,
                 ("evidence", "quote"),
-                f"quote not found in source {source.id!r}{hint}",
+                f"quote not found in source {source.id!r} as whole words{hint}",
                 "quote",
             )
         _check_when(rule, site, concepts, at)

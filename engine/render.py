@@ -44,11 +44,10 @@ def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
     head = Text()
     head.append("Scenario ", style="bold")
     head.append(result.scenario_id or "(no id)", style="bold cyan")
-    head.append(
-        f"   pack {result.knowledge_base.id} {result.knowledge_base.version} "
-        f"({result.knowledge_base.digest[:12]})",
-        style="dim",
-    )
+    ref = result.knowledge_base
+    head.append(f"   pack {ref.id} {ref.version} ({ref.digest[:12]})", style="dim")
+    if not ref.released:
+        head.append(" with changes not yet released", style="bold yellow")
     console.print(head)
     if not result.statements:
         console.print(

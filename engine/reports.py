@@ -248,6 +248,8 @@ class TableWriter(Writer):
     def _tables(self, s: Summary, c: Console) -> None:
         ref = self.kb.ref
         c.print(f"[bold]Batch report[/] pack {ref.id} {ref.version} ({ref.digest[:12]})")
+        if not ref.released:
+            c.print("the pack has changes not yet released under this version", style="yellow")
         c.print(s.counts_line(), style="bold red" if s.exit_code else "bold green")
         for title, rows in (("Failures", s.failures), ("Errors", s.errors)):
             if not rows:
@@ -297,7 +299,8 @@ class MarkdownWriter(Writer):
         parts: list[str] = []
         w = parts.append
         w(f"# Batch report: {ref.id} {ref.version}\n\n")
-        w(f"Pack digest `{ref.digest}`.\n\n")
+        unreleased = "" if ref.released else " (changes not yet released under this version)"
+        w(f"Pack digest `{ref.digest}`{unreleased}.\n\n")
         w("| cases | passed | failed | errors | evaluated |\n|---:|---:|---:|---:|---:|\n")
         w(
             f"| {s.cases} | {s.status['pass']} | {s.status['fail']} | {s.status['error']} | "
@@ -365,7 +368,11 @@ class HtmlWriter(Writer):
         add(f"<title>Batch report: {_h(ref.id)} {_h(ref.version)}</title>\n")
         add(f"<style>{_CSS}</style>\n</head>\n<body>\n")
         add(f"<h1>Batch report: {_h(ref.id)} {_h(ref.version)}</h1>\n")
-        add(f'<p class="note">Pack digest <code>{_h(ref.digest)}</code>. {_h(DISCLAIMER)}</p>\n')
+        unreleased = "" if ref.released else " (changes not yet released under this version)"
+        add(
+            f'<p class="note">Pack digest <code>{_h(ref.digest)}</code>{unreleased}. '
+            f"{_h(DISCLAIMER)}</p>\n"
+        )
         cls = "bad" if s.exit_code else "good"
         add(
             '<table class="counts"><tr><th>cases</th><th>passed</th><th>failed</th>'

@@ -120,6 +120,10 @@ class KnowledgeBaseRef(_Out):
     id: str
     version: str
     digest: str = Field(description="SHA-256 of the pack (see PackContents.digest)")
+    released: bool = Field(
+        description="whether the changelog records this digest for this version (false: the "
+        "pack was changed since that version was released)"
+    )
 
 
 class Result(_Out):

@@ -226,3 +226,13 @@ def test_one_threshold_decides_suggestions():
     assert similarity("agoraphobia", "agoraphobia with panic disorder") == 0  # 3 words short
     assert closest("klonopn", ["klonopin", "valium"]) == ["klonopin"]
     assert closest("sertraline", ["flurazepam", "clonazepam"]) == []
+
+
+def test_a_caveats_words_are_whole_words_of_the_source(pack: Path):
+    edit(
+        pack / "rules" / "3-movement-and-sleep.yaml",
+        "support: in the short-term\n",
+        "support: ort-te\n",
+    )
+    (found,) = problems(pack, "caveat-support")
+    assert "its support is not in source 'clonazepam-monograph' as whole words" in found

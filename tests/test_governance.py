@@ -262,3 +262,14 @@ def test_commands_that_write_edit_only_a_pack_named_or_here(tmp_path: Path):
         proc = caveat(*command, cwd=tmp_path)
         assert proc.returncode == 2
         assert "no pack to edit here (no ./rules/pack.yaml)" in proc.stderr, proc.stderr
+
+
+def test_a_result_says_whether_its_pack_is_the_released_one(pack: Path):
+    assert evaluate({"conditions": ["RLS"]}).knowledge_base.released is True
+    edit(pack / "rules" / "4-mood.yaml", "acute mania.", "acute mania!")
+    ref = evaluate({}, knowledge_base=KnowledgeBase.load(pack)).knowledge_base
+    assert ref.version == "2.0.0" and ref.released is False
+    scenario = pack.parent / "s.yaml"
+    scenario.write_text("conditions: [acute mania]\n")
+    out = caveat("evaluate", str(scenario), "--pack", str(pack)).stdout
+    assert "with changes not yet released" in out
