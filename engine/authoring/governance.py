@@ -8,7 +8,6 @@ a change is made entirely or not at all.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import tempfile
@@ -294,7 +293,3 @@ def review(
             write_atomically(path, text)
         raise
     return list(originals)
-
-
-def today() -> str:
-    return dt.date.today().isoformat()
