@@ -22,15 +22,6 @@ Basis = Literal[
 ]
 BASES: tuple[str, ...] = get_args(Basis)
 
-# What each basis means: a specific basis only where the source names that evidence.
-BASIS_MEANINGS: dict[str, str] = {
-    "controlled-trials": "the source names controlled clinical trials",
-    "not-placebo-controlled-trials": "the source names trials and says they were not "
-    "placebo-controlled",
-    "investigational": "the source calls the use investigational",
-    "stated": "the source states it without naming its evidence",
-}
-
 # Values of earlier versions, with what to write instead.
 RETIRED_BASES: dict[str, str] = {
     "clinical-experience": "stated (the source names no clinical experience)",

@@ -9,7 +9,7 @@ of the rule's quote, or a quote of its own from the same source. A rule has a li
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,7 +27,6 @@ from .evidence import RETIRED_BASES, Basis, SourceId, normalise_space
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
 CategoryId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*$", max_length=40)]
 Status = Literal["draft", "active", "retired"]
-STATUSES: tuple[str, ...] = get_args(Status)
 
 
 class Evidence(BaseModel):
