@@ -6,28 +6,24 @@ reach them as blocks of bytes that they split and parse themselves; they send ba
 counts, and records only for the cases a report will show. Output lines are made ready by the
 workers too (for JSON Lines, written to spool files the parent copies in the kernel), so the
 parent stays light. At most a few chunks per worker are in flight at once, which bounds memory
-whatever the size of the input.
+whatever the size of the input. Starting, stopping and cleaning up after the workers is
+engine.workers' part.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
-import multiprocessing as mp
 import os
 import pickle
-import queue
-import signal
-import tempfile
-import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
 from .cases import CaseEntry, Outcome, cases_in, entries_of, run_case
-from .errors import BatchError
+from .cleantext import no_surrogates
 from .knowledge_base import KnowledgeBase, load_knowledge_base
+from .workers import MAX_WORKERS, Crew, spool
 
 CHUNK = 64  # cases per task sent to a worker
 WINDOW = 8  # chunks in flight per worker
@@ -51,17 +47,22 @@ JSON_LINES: Frame = (b"", b"\n")
 
 
 def json_line(outcome: Outcome) -> bytes:
-    """The JSON Lines record of a case: its id, place, status, problems and full result."""
-    head = json.dumps(
-        {
-            "case": outcome.case,
-            "path": outcome.path,
-            "line": outcome.line,
-            "status": outcome.status,
-            "problems": outcome.problems,
-        },
-        ensure_ascii=False,
-    ).encode()
+    """The JSON Lines record of a case: its id, place, status, problems and full result. A file
+    name that is not UTF-8 (its bytes held as surrogates) is written with `\\xff` escapes."""
+    fields = {
+        "case": outcome.case,
+        "path": outcome.path,
+        "line": outcome.line,
+        "status": outcome.status,
+        "problems": outcome.problems,
+    }
+    try:
+        head = json.dumps(fields, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        fields["case"] = no_surrogates(outcome.case)
+        fields["path"] = no_surrogates(outcome.path)
+        fields["problems"] = [no_surrogates(p) for p in outcome.problems]
+        head = json.dumps(fields, ensure_ascii=False).encode()
     result = outcome.result.model_dump_json().encode() if outcome.result else b"null"
     return head[:-1] + b', "result": ' + result + b"}"
 
@@ -82,20 +83,6 @@ def record_of(outcome: Outcome) -> Record:
         applied=applied,
         undetermined=[u.rule for u in result.undetermined] if result else [],
     )
-
-
-# -- worker side ---------------------------------------------------------------------------------
-
-_worker: tuple[KnowledgeBase, bool, bool] | None = None  # set once in each worker process
-
-
-def _init_worker(
-    kb: KnowledgeBase | None, pack_path: str | None, background: bool, draft: bool
-) -> None:
-    """Runs once in each worker: the pack is inherited (fork) or loaded once (spawn)."""
-    global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    _worker = (kb if kb is not None else load_knowledge_base(pack_path), background, draft)
 
 
 class Tally(NamedTuple):
@@ -158,47 +145,19 @@ def _evaluate(
     for outcome in outcomes:
         parts += (before, json_line(outcome), after)
     text = b"".join(parts)
-    if _spool is not None:  # in a worker
-        return Chunk(len(outcomes), records, tally, spool=(_spool.write(text), len(text)))
+    if (slots := spool()) is not None:  # in a worker
+        return Chunk(len(outcomes), records, tally, spool=(slots.write(text), len(text)))
     return Chunk(len(outcomes), records, tally, text=text)
-
-
-class _Spool:
-    """A worker's slot files: with at most WINDOW chunks in flight per worker, a slot is written
-    again only after the parent has copied what it held. A slot is overwritten in place, never
-    truncated: truncating a file and writing it again makes some file systems (ext4) write it
-    out to disk at once, a disk write per chunk for files that are only ever read back."""
-
-    def __init__(self, directory: str, worker: int) -> None:
-        self.paths = [os.path.join(directory, f"{worker}-{i}.jsonl") for i in range(WINDOW + 1)]
-        self.files = [os.open(path, os.O_RDWR | os.O_CREAT, 0o600) for path in self.paths]
-        self.count = 0
-
-    def write(self, data: bytes) -> str:
-        slot = self.count % len(self.paths)
-        self.count += 1
-        view, at = memoryview(data), 0
-        while at < len(view):
-            at += os.pwrite(self.files[slot], view[at:], at)
-        return self.paths[slot]
-
-
-_spool: _Spool | None = None  # set in a worker when the parent spools
-
-
-def _in_worker(chunk: list[Any], output: Output, detail: bool, frame: Frame) -> list[Any]:
-    assert _worker is not None, "the worker was not initialised"
-    return _evaluate(*_worker, chunk, output, detail, frame)
 
 
 # -- parent side ---------------------------------------------------------------------------------
 
 
 def default_workers() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on (at most MAX_WORKERS)."""
     if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+        return min(MAX_WORKERS, max(1, len(os.sched_getaffinity(0))))
+    return min(MAX_WORKERS, os.cpu_count() or 1)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[tuple[list[Any], int]]:
@@ -265,44 +224,28 @@ def run_chunks(
         sent += cases
         return detail is None or sent - cases < detail
 
-    if workers <= 1:
+    if workers <= 1 or not hasattr(os, "fork"):  # (no fork, as on Windows: one process)
         for chunk, cases in _chunks(items, chunk_size):
             yield _evaluate(
                 kb, include_background, include_draft, chunk, output, wanted(cases), frame
             )
         return
-    methods = mp.get_all_start_methods()
-    if "fork" in methods:
-        context = mp.get_context("fork")
-        initargs: tuple[Any, ...] = (kb, None, include_background, include_draft)
-    elif kb.root.is_dir():
-        context = mp.get_context("spawn")
-        initargs = (None, str(kb.root), include_background, include_draft)
-    else:  # an in-memory pack cannot be sent to a spawned process
-        yield from run_chunks(
-            items,
-            kb=kb,
-            workers=1,
-            include_background=include_background,
-            include_draft=include_draft,
-            output=output,
-            chunk_size=chunk_size,
-            detail=detail,
-            frame=frame,
-        )
-        return
+    workers = min(workers, MAX_WORKERS)  # and never more than there are chunks (see Crew)
     # Objects the workers inherit are left alone by their garbage collector: scanning them would
     # copy every page they sit on into each worker (copy-on-write), for nothing.
     gc.collect()
     gc.freeze()
-    spool_dir = tempfile.TemporaryDirectory(prefix="caveat-spool-")
-    crew = _Crew(context, workers, initargs, spool_dir.name)
+
+    def serve(task: tuple[Any, ...]) -> Any:  # in a worker, forked with the pack compiled
+        return _evaluate(kb, include_background, include_draft, *task)
+
+    crew = Crew(serve, slots=WINDOW + 1)
     try:
         # Chunk i goes to worker i % n and its results are read back in the same order, so the
         # output keeps the input's order with no reordering buffer, all in this one thread.
         pending: deque[int] = deque()
         for number, (chunk, cases) in enumerate(_chunks(items, chunk_size)):
-            crew.send(number % workers, (chunk, output, wanted(cases), frame))
+            crew.send(number % workers, _pickled((chunk, output, wanted(cases), frame)))
             pending.append(number % workers)
             while len(pending) >= workers * WINDOW:
                 yield crew.receive(pending.popleft())
@@ -314,95 +257,31 @@ def run_chunks(
         raise
     finally:
         gc.unfreeze()
-        spool_dir.cleanup()
 
 
-class _Crew:
-    """Worker processes, each with its own pipe: no helper threads in the parent."""
-
-    def __init__(
-        self, context: Any, workers: int, initargs: tuple[Any, ...], spool_dir: str
-    ) -> None:
-        self.pipes = []
-        self.processes = []
-        for index in range(workers):
-            ours, theirs = context.Pipe()
-            args = (theirs, initargs, spool_dir, index)
-            process = context.Process(target=_work, args=args, daemon=True)
-            process.start()
-            theirs.close()
-            self.pipes.append(ours)
-            self.processes.append(process)
-
-    def send(self, worker: int, task: Any) -> None:
-        try:
-            self.pipes[worker].send_bytes(pickle.dumps(task, pickle.HIGHEST_PROTOCOL))
-        except (BrokenPipeError, ConnectionResetError):
-            # (not left to propagate: a broken pipe means "the reader went away" to the CLI,
-            # which is a quiet success when that reader is `head` on standard output)
-            raise self._died(worker) from None
-
-    def receive(self, worker: int) -> list[Any]:
-        try:
-            kind, payload = pickle.loads(self.pipes[worker].recv_bytes())
-        except (EOFError, ConnectionResetError):
-            raise self._died(worker) from None
-        if kind == "error":
-            raise BatchError(f"batch worker {worker} failed: {payload}")
-        return payload
-
-    def _died(self, worker: int) -> BatchError:
-        self.processes[worker].join(timeout=5)
-        code = self.processes[worker].exitcode
-        return BatchError(f"batch worker {worker} died (exit code {code})")
-
-    def close(self) -> None:
-        """Tell the workers to stop once every result is in; one that already went is fine."""
-        for pipe in self.pipes:
-            with contextlib.suppress(OSError):
-                pipe.send_bytes(pickle.dumps(None))
-        for process in self.processes:
-            process.join(timeout=10)
-        self.kill()
-
-    def kill(self) -> None:
-        for process in self.processes:
-            if process.is_alive():
-                process.terminate()
-        for process in self.processes:
-            process.join(timeout=10)
-        for pipe in self.pipes:
-            pipe.close()
+_UNPICKLABLE = (RecursionError, pickle.PicklingError, TypeError, AttributeError, ValueError)
 
 
-def _work(pipe: Any, initargs: tuple[Any, ...], spool_dir: str, index: int) -> None:
-    """A worker's life: evaluate chunks until told to stop (a None task).
+def _pickled(task: tuple[Any, ...]) -> bytes:
+    """A task as bytes for a worker. An input that cannot be pickled (nested too deeply, or not
+    plain data) becomes its case's error, instead of stopping the batch."""
+    try:
+        return pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+    except _UNPICKLABLE:
+        chunk, *rest = task
+        return pickle.dumps(([_shippable(item) for item in chunk], *rest), pickle.HIGHEST_PROTOCOL)
 
-    A reader thread takes tasks off the pipe as soon as they come, so the parent never blocks
-    sending a task while this worker blocks sending results it has not yet read: no deadlock,
-    whatever the size of a chunk."""
-    global _spool
-    _init_worker(*initargs)
-    _spool = _Spool(spool_dir, index)
-    tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
-    def read() -> None:
-        while True:
-            try:
-                task = pickle.loads(pipe.recv_bytes())
-            except (EOFError, OSError):
-                task = None
-            tasks.put(task)
-            if task is None:
-                return
-
-    threading.Thread(target=read, daemon=True).start()
-    while (task := tasks.get()) is not None:
-        try:
-            reply: tuple[str, Any] = ("ok", _in_worker(*task))
-        except Exception as exc:  # a bug: report it instead of hanging the parent
-            reply = ("error", f"{type(exc).__name__}: {exc}")
-        pipe.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+def _shippable(item: Any) -> Any:
+    try:
+        pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+    except _UNPICKLABLE as exc:
+        path = item.path if isinstance(item, CaseEntry) else "<input>"
+        index = item.index if isinstance(item, CaseEntry) else 0
+        why = "nested too deeply" if isinstance(exc, RecursionError) else "not plain data"
+        error = f"{path}: cannot be handed to a worker process ({why}: {type(exc).__name__})"
+        return CaseEntry(path=path, index=index, error=error)
+    return item
 
 
 def evaluate_many(
@@ -417,7 +296,9 @@ def evaluate_many(
 
     Each input is a scenario mapping, or a case (a scenario with `description` and `expect`).
     Bad input does not stop the run: its outcome has status "error" and the problems. Work is
-    spread over `workers` processes (default: the number of cores)."""
+    spread over `workers` processes (default: the number of cores; at most MAX_WORKERS, and
+    never more than there are chunks of CHUNK cases). The workers are forked as the first
+    cases reach them, and end when the last outcome is read or the iterator is closed."""
     kb = knowledge_base if knowledge_base is not None else load_knowledge_base()
     yield from run_parallel(
         cases,

@@ -7,7 +7,7 @@ is still a well-formed case.
 
 from __future__ import annotations
 
-import json
+import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,11 +16,20 @@ from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import Problem, ScenarioError
+from .errors import EngineError, Problem, ScenarioError
 from .evaluate import run
+from .reading import (
+    DEFAULT_LIMITS,
+    LINE_OPTION,
+    InputError,
+    Limits,
+    Refused,
+    case_files,
+    size_text,
+)
 from .result import Result
 from .scenario import read_document
-from .yamlfile import YamlProblem
+from .yamlfile import YamlProblem, parse_json
 
 if TYPE_CHECKING:
     from .knowledge_base import KnowledgeBase
@@ -67,7 +76,11 @@ def split_case(data: Any, name: str) -> Case:
         )
     scenario = {k: v for k, v in data.items() if k not in CASE_KEYS}
     description = data.get("description")
-    problems = []
+    problems = [
+        Problem(path=repr(k), message="a field name must be text")
+        for k in scenario
+        if not isinstance(k, str)
+    ]
     if description is not None and not isinstance(description, str):
         problems.append(Problem(path="description", message="must be text"))
         description = None
@@ -144,8 +157,6 @@ def _listed(item: str, inputs: list[str]) -> bool:
 
 # -- reading case files --------------------------------------------------------------------------
 
-CASE_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
-
 
 @dataclass(frozen=True, slots=True)
 class CaseEntry:
@@ -168,19 +179,6 @@ class CaseEntry:
         if isinstance(case_id, str) and case_id:
             return case_id
         return f"{self.path}#{self.index + 1}" if self.listed else self.path
-
-
-def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str]:
-    """Files named, and case files found recursively in directories, in sorted order."""
-    for path in paths:
-        if str(path) == "-":
-            yield "-"
-            continue
-        p = Path(path)
-        if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in CASE_SUFFIXES)
-        else:
-            yield p
 
 
 BLOCK = 64 * 1024  # bytes of JSON Lines read at a time: a chunk of work, some 350 typical records
@@ -210,13 +208,18 @@ def _records(text: bytes, first_line: int) -> Iterator[tuple[int, bytes]]:
     return ((n, raw) for n, raw in enumerate(text.split(b"\n"), start=first_line) if raw.strip())
 
 
-def _jsonl_blocks(handle: IO[Any], name: str) -> Iterator[Lines]:
+def _jsonl_blocks(
+    handle: IO[Any], name: str, max_line: int = DEFAULT_LIMITS.json_line
+) -> Iterator[Lines | CaseEntry]:
     """A JSON Lines stream in blocks of whole lines: as much as one read gives (so a pipe is
-    answered as it flows), cut after its last newline; a line longer than a read is joined whole."""
+    answered as it flows), cut after its last newline; a line longer than a read is joined whole,
+    up to `max_line` bytes: a longer line is that record's error, and is skipped unread."""
     binary = getattr(handle, "buffer", handle)
     read = getattr(binary, "read1", binary.read)
     index, line = 0, 1
     held: list[bytes] = []  # the start of a line not yet ended
+    held_size = 0
+    skipping = False  # inside a line past the limit, until its end
 
     def block(text: bytes) -> Lines:
         nonlocal index, line
@@ -225,45 +228,105 @@ def _jsonl_blocks(handle: IO[Any], name: str) -> Iterator[Lines]:
         line += text.count(b"\n")
         return lines
 
+    def too_long() -> CaseEntry:
+        nonlocal index, line
+        entry = CaseEntry(
+            path=name,
+            index=index,
+            line=line,
+            listed=True,
+            error=f"{name}:{line}: a line longer than the {size_text(max_line)} limit for a "
+            f"JSON Lines record (raise it with {LINE_OPTION})",
+        )
+        index += 1
+        line += 1
+        return entry
+
     while piece := read(BLOCK):
         if isinstance(piece, str):  # a text stream with no bytes underneath (io.StringIO)
             piece = piece.encode("utf-8")
         cut = piece.rfind(b"\n") + 1
+        if skipping:
+            end = piece.find(b"\n")
+            if end < 0:
+                continue
+            skipping = False
+            yield too_long()
+            piece, cut = piece[end + 1 :], cut - end - 1
         if cut == 0:
             held.append(piece)
+            held_size += len(piece)
+            if held_size > max_line:
+                held, held_size, skipping = [], 0, True
             continue
-        yield block(b"".join([*held, piece[:cut]]) if held else piece[:cut])
+        first = piece.find(b"\n")
+        if held_size + first > max_line:  # the line held so far ends here, too long
+            held, held_size = [], 0
+            yield too_long()
+            piece, cut = piece[first + 1 :], cut - first - 1
+        whole = b"".join([*held, piece[:cut]]) if held else piece[:cut]
+        if len(whole) > max_line and max(len(x) for x in whole.split(b"\n")) > max_line:
+            yield from _split_long(whole, max_line, block, too_long)
+        elif whole:
+            yield block(whole)
         held = [piece[cut:]] if cut < len(piece) else []
-    if held:
+        held_size = len(held[0]) if held else 0
+    if skipping or held_size > max_line:
+        yield too_long()
+    elif held:
         yield block(b"".join(held))
 
 
+def _split_long(whole: bytes, max_line: int, block: Any, too_long: Any) -> Iterator[Any]:
+    """Whole lines among which some are too long: the others in blocks, those as errors."""
+    run: list[bytes] = []
+    for raw in whole.split(b"\n")[:-1]:
+        if len(raw) > max_line:
+            if run:
+                yield block(b"".join(run))
+                run = []
+            yield too_long()
+        else:
+            run.append(raw + b"\n")
+    if run:
+        yield block(b"".join(run))
+
+
 def read_cases(
-    paths: Sequence[str | Path], stdin: IO[Any] | None = None, *, parse_json_lines: bool = True
+    paths: Sequence[str | Path],
+    stdin: IO[Any] | None = None,
+    *,
+    parse_json_lines: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[CaseEntry | Lines]:
     """Every case in the given files and directories, streamed: a JSON Lines file is read a block
-    at a time, so its size does not matter. Unreadable input becomes an entry with an error.
-    Without `parse_json_lines`, JSON Lines come as `Lines` blocks, to be split and parsed where
-    they are evaluated (`entries_of`)."""
+    at a time, so its size does not matter (its lines are limited, and YAML and JSON files, by
+    `limits`). Unreadable input becomes an entry with an error: nothing named or found is passed
+    over in silence. Without `parse_json_lines`, JSON Lines come as `Lines` blocks, to be split
+    and parsed where they are evaluated (`entries_of`)."""
     for path in case_files(paths):
+        if isinstance(path, Refused):
+            yield CaseEntry(path=path.path, index=0, error=str(path))
+            continue
         if path == "-":
             handle = stdin if stdin is not None else sys.stdin
-            yield from _jsonl(_jsonl_blocks(handle, "<stdin>"), parse_json_lines)
+            blocks = _jsonl_blocks(handle, "<stdin>", limits.json_line)
+            yield from _jsonl(blocks, parse_json_lines)
             continue
         assert isinstance(path, Path)
         name = str(path)
-        if not path.exists():
-            yield CaseEntry(path=name, index=0, error=f"{name}: no such file or directory")
-            continue
         if path.suffix == ".jsonl":
             try:
-                with path.open("rb") as handle:
-                    yield from _jsonl(_jsonl_blocks(handle, name), parse_json_lines)
+                with _open_lines(path) as handle:
+                    blocks = _jsonl_blocks(handle, name, limits.json_line)
+                    yield from _jsonl(blocks, parse_json_lines)
+            except InputError as exc:
+                yield CaseEntry(path=name, index=0, error=str(exc))
             except OSError as exc:
-                yield CaseEntry(path=name, index=0, error=f"{name}: cannot read: {exc}")
+                yield CaseEntry(path=name, index=0, error=f"{name}: cannot read: {exc.strerror}")
             continue
         try:
-            data = read_document(path)
+            data = read_document(path, limit=limits.case_file, what="a case file")
         except YamlProblem as exc:
             yield CaseEntry(
                 path=name, index=0, line=exc.mark.line if exc.mark else None, error=str(exc)
@@ -280,11 +343,22 @@ def read_cases(
             yield CaseEntry(path=name, index=0, line=1, data=data)
 
 
-def _jsonl(blocks: Iterator[Lines], parse: bool) -> Iterator[CaseEntry | Lines]:
+def _open_lines(path: Path) -> IO[bytes]:
+    """A JSON Lines file opened for reading: a regular file or a FIFO, never a device."""
+    mode = path.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise InputError(str(path), "not a regular file: refused, not read")
+    return path.open("rb")
+
+
+def _jsonl(blocks: Iterator[Lines | CaseEntry], parse: bool) -> Iterator[CaseEntry | Lines]:
     if not parse:
         yield from blocks
         return
     for block in blocks:
+        if isinstance(block, CaseEntry):
+            yield block
+            continue
         for entry in block.entries():
             yield parse_entry(entry)
 
@@ -318,10 +392,9 @@ def parse_entry(entry: CaseEntry) -> CaseEntry:
             at = f"{entry.path}:{entry.line}:{exc.start + 1}"
             return CaseEntry(**where, error=f"{at}: not valid UTF-8 (byte {text[exc.start]:#04x})")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        at = f"{entry.path}:{entry.line}:{exc.colno}"
-        return CaseEntry(**where, error=f"{at}: not valid JSON: {exc.msg}")
+        data = parse_json(text, entry.path, entry.line or 1)
+    except YamlProblem as exc:
+        return CaseEntry(**where, error=str(exc))
     return CaseEntry(**where, data=data)
 
 
@@ -368,6 +441,11 @@ def run_case(
         if expect is not None and expect.error:
             return Outcome(**base, status="pass", problems=problems)
         return Outcome(**base, status="error", problems=problems)
+    except EngineError as exc:  # durable_rules failed on this case: the case's error, not the run's
+        return Outcome(**base, status="error", problems=[f"the engine failed on this case: {exc}"])
+    except Exception as exc:  # a defect of ours: reported on its case, the batch goes on
+        problem = f"internal error (a defect of caveat; please report it): {type(exc).__name__}"
+        return Outcome(**base, status="error", problems=[f"{problem}: {exc}"])
     if expect is None:
         return Outcome(**base, status="evaluated", result=result)
     if expect.error:

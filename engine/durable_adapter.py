@@ -31,7 +31,9 @@ handled here and pinned by a test in tests/test_durable_adapter.py:
 
 The default `Host` also starts timer threads that race with callers; no Host is created. Calls are
 serialised per ruleset group with a lock: durable_rules keeps per-ruleset state in C and the GIL is
-held during each call anyway, so threads would gain nothing from interleaving.
+held during each call anyway, so threads would gain nothing from interleaving. Every live group's
+lock is held across os.fork (see `_before_fork`), so a forked process (a batch worker) starts with
+every lock free and every session empty, whatever other threads were doing.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import threading
 import weakref
 from collections.abc import Sequence
@@ -46,7 +49,7 @@ from typing import Any
 
 import durable_rules_engine as _dre
 
-from .errors import EngineError
+from .errors import CapacityError, EngineError
 
 SENTINEL_RULE = "end"  # the compiler names its rules with digits only
 MARK = "scn"  # carried by the scenario fact only (not by durable_rules' state fact)
@@ -138,6 +141,8 @@ class DurableRulesets:
     def __init__(self, definitions: Sequence[dict[str, Any]], label: str = "pack") -> None:
         self._handles: list[int] = []
         self._lock = threading.Lock()
+        with _registry_lock:  # (not while a fork is being prepared: see _before_fork)
+            _live[next(_serials)] = self
         try:
             for definition in definitions:
                 ruleset = {name: _guarded(rule) for name, rule in definition.items()}
@@ -159,7 +164,7 @@ class DurableRulesets:
     def fire(self, fact: dict[str, Any]) -> list[str]:
         """Names of the rules the fact fires, over all rulesets (the sentinel left out)."""
         if len(fact) > MAX_FACT_PROPERTIES:
-            raise EngineError(
+            raise CapacityError(
                 f"the scenario needs {len(fact)} properties in one durable_rules fact (limit "
                 f"{MAX_FACT_PROPERTIES}); list fewer conditions and medications"
             )
@@ -231,6 +236,43 @@ def _guarded(rule: dict[str, Any]) -> dict[str, Any]:
     ((alias, expr),) = rule["all"][0].items()
     tests = expr.get("$and", [expr])
     return {"all": [{alias: {"$and": [GUARD, *tests]}}]}
+
+
+# Fork safety. A process forked while another thread is inside `fire` would inherit that group's
+# lock taken, by a thread the child does not have, and the durable_rules session half-way through
+# a match: the child's first evaluation would wait for ever. So, before any fork, the forking
+# thread takes every live group's lock, in the order the groups were made (two threads forking
+# at once take them in the same order: no deadlock), and releases them after the fork, in the
+# parent and in the child. The child starts with every lock free and, since each evaluation
+# leaves its session empty before it lets go of the lock, every session empty. The registry lock,
+# held from before the fork to after it, keeps a group made meanwhile from escaping this.
+# (The alternatives: new locks in the child would still leave a session mid-match there; spawned
+# workers would each load and compile the pack again, about half a second apiece.)
+_live: weakref.WeakValueDictionary[int, DurableRulesets] = weakref.WeakValueDictionary()
+_serials = itertools.count()
+_registry_lock = threading.Lock()
+_held = threading.local()
+
+
+def _before_fork() -> None:
+    _registry_lock.acquire()
+    locks = [group._lock for _, group in sorted(_live.items(), key=lambda item: item[0])]
+    for lock in locks:
+        lock.acquire()
+    _held.locks = locks
+
+
+def _after_fork() -> None:
+    for lock in reversed(getattr(_held, "locks", [])):
+        lock.release()
+    _held.locks = []
+    _registry_lock.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
 
 
 def _delete_rulesets(handles: list[int]) -> None:

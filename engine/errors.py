@@ -75,6 +75,11 @@ class EngineError(CaveatError):
     """durable_rules reported a failure while evaluating; the evaluation was abandoned whole."""
 
 
+class CapacityError(EngineError):
+    """A scenario needs more of durable_rules than it can hold (too many properties in its one
+    fact): nothing was evaluated. `evaluate` reports it as a ScenarioError, a fault of the input."""
+
+
 class BatchError(CaveatError, RuntimeError):
     """A batch could not go on: a worker process died, or failed outside any one case (a case's
     own bad input never stops a batch)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from .errors import CapacityError, Problem, ScenarioError
 from .facts import normalise
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 from .result import Result
@@ -19,7 +20,8 @@ def evaluate(
     include_draft: bool = False,
 ) -> Result:
     """Evaluate one scenario (a mapping, or a `Scenario`) against a pack (the bundled one by
-    default). Raises `ScenarioError` for malformed input; nothing is evaluated in that case.
+    default). Raises `ScenarioError` for anything wrong with the input, including a scenario
+    too large for the engine to hold; nothing is evaluated in that case.
     Draft rules are left out unless `include_draft`; retired rules are never evaluated."""
     kb = knowledge_base if knowledge_base is not None else load_knowledge_base()
     return run(kb, scenario, include_background=include_background, include_draft=include_draft)
@@ -37,5 +39,9 @@ def run(
     parsed = parse_scenario(scenario, source)
     facts = normalise(parsed, kb.vocabulary)
     engine = kb.matcher if matcher == "durable" else kb.reference
-    match = engine.match(facts, include_background)
+    try:
+        match = engine.match(facts, include_background)
+    except CapacityError as exc:
+        problem = Problem(path="", message=f"{exc}")
+        raise ScenarioError([problem], source) from None
     return build_result(kb, facts, match, include_background, include_draft)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .cleantext import printable
 from .conditions import (
     FACT_PATHS,
     SYMBOL,
@@ -177,6 +178,8 @@ _STATUS = {
 
 
 def render_explanation(kb: KnowledgeBase, explanation: Explanation) -> str:
+    """The explanation as text for a terminal: every line written through `printable`, so that
+    nothing of the scenario (or the pack) prints a control character (see engine/cleantext.py)."""
     lines = [f"Scenario {explanation.scenario_id or '(no id)'}: {explanation.scope}"]
     for item in explanation.recognized:
         steps = [f"{item.field[:-1]} {item.input}", *item.codes[1:]]
@@ -196,7 +199,7 @@ def render_explanation(kb: KnowledgeBase, explanation: Explanation) -> str:
             lines.append("  when: always (a background statement)")
         else:
             _tree(kb, r.condition, "  ", "", lines)
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _tree(kb: KnowledgeBase, node: Node, indent: str, branch: str, lines: list[str]) -> None:

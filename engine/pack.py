@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import yaml
@@ -147,8 +148,36 @@ class PackReader:
             PackProblem(file=file, line=line, column=col, message=message, code=code, **kw)
         )
 
+    def inside(
+        self, value: str, base: Path, file: str, mark: Mark | None, what: str, example: str
+    ) -> Path | None:
+        """`base / value`, a path written in the pack (relative to `base`), when it is relative
+        and stays inside the pack once symbolic links are resolved; else a problem, and None."""
+        problem = _path_problem(value, example) or self.outside(base / value)
+        if problem is None:
+            return base / value
+        self.problem(file, mark, f"{what}: {value!r} {problem}", "path")
+        return None
+
+    def outside(self, path: Path) -> str | None:
+        """Why a path of the pack leaves it (symbolic links resolved), or None when it does not."""
+        try:
+            real, top = path.resolve(), self.root.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symbolic links
+            return f"cannot be resolved ({exc}); pack paths stay inside the pack"
+        if real == top or real.is_relative_to(top):
+            return None
+        return (
+            f"leads outside the pack (to {real}); pack paths are relative to the directory "
+            f"that holds {MANIFEST} and stay inside it, symbolic links too"
+        )
+
     def read(self, path: Path) -> Any:
         name = self.rel(path)
+        outside = self.outside(path)
+        if outside is not None:
+            self.problem(name, None, outside, "path")
+            return None
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -164,10 +193,13 @@ class PackReader:
             self.problem(name, dup.mark, dup.message, "duplicate-key")
         try:
             # the file is still checked, with the value YAML would keep for a duplicate key
-            return parse_yaml(text, name, keep_duplicates=True)
+            data = parse_yaml(text, name, keep_duplicates=True)
         except YamlProblem as exc:
             self.problem(name, exc.mark, exc.message, "yaml")
             return None
+        if data is None:
+            self.problem(name, None, "the file is empty (or holds only comments)", "yaml")
+        return data
 
     def validate(self, model: Any, data: Any, file: str, prefix: tuple[Any, ...] = ()) -> Any:
         try:
@@ -240,18 +272,51 @@ def read_pack(root: str | Path) -> PackContents:
     if manifest is None:
         return pack
 
-    _read_concepts(reader, root / manifest.concepts)
-    _read_caveats(reader, root / manifest.caveats)
-    for src in manifest.sources:
-        _read_source(reader, root / src)
-    rules_dir = root / manifest.rules
-    files = sorted(rules_dir.rglob("*.yaml")) if rules_dir.is_dir() else []
-    if not files:
-        reader.problem(reader.rel(rules_dir), None, "no rule files (*.yaml) found", "io")
-    for path in files:
-        _read_rules(reader, path)
+    name = reader.rel(manifest_path)
+
+    def part(key: str, value: str, example: str, index: int | None = None) -> Path | None:
+        loc = (key,) if index is None else (key, index)
+        mark = locate(data, loc) if isinstance(data, dict) and key in data else None
+        what = key if index is None else f"{key}[{index}]"
+        return reader.inside(value, root, name, mark, what, example)
+
+    if (concepts := part("concepts", manifest.concepts, "concepts.yaml")) is not None:
+        _read_concepts(reader, concepts)
+    if (caveats := part("caveats", manifest.caveats, "caveats.yaml")) is not None:
+        _read_caveats(reader, caveats)
+    for i, src in enumerate(manifest.sources):
+        if (record := part("sources", src, "sources/monograph.yaml", i)) is not None:
+            _read_source(reader, record)
+    rules_dir = part("rules", manifest.rules, "rules")
+    if rules_dir is not None:
+        why = "no rule files (*.yaml) found"
+        try:
+            files = sorted(rules_dir.rglob("*.yaml")) if rules_dir.is_dir() else []
+        except OSError as exc:  # a name too long, a directory that cannot be listed
+            files, why = [], f"cannot read: {exc.strerror or exc}"
+        if not files:
+            reader.problem(reader.rel(rules_dir), None, why, "io")
+        for path in files:
+            _read_rules(reader, path)
     check_references(pack)
     return pack
+
+
+def _path_problem(value: str, example: str) -> str | None:
+    """Why a path written in a pack is not one (relative, plain text), or None."""
+    if not value:
+        return f"is empty: name a file or directory of the pack, e.g. {example}"
+    control = next((ch for ch in value if unicodedata.category(ch) == "Cc"), None)
+    if control is not None:
+        return (
+            f"holds a control character (U+{ord(control):04X}): write a plain path, e.g. {example}"
+        )
+    if value.startswith(("/", "\\")) or PureWindowsPath(value).drive:
+        return (
+            f"is not a path relative to the pack: write it relative to the directory that holds "
+            f"{MANIFEST}, e.g. {example}"
+        )
+    return None
 
 
 def _read_concepts(reader: PackReader, path: Path) -> None:
@@ -312,7 +377,11 @@ def _read_source(reader: PackReader, path: Path) -> None:
     record = reader.validate(SourceRecord, data, name)
     if record is None:
         return
-    text_path = path.parent / record.text
+    text_path = reader.inside(
+        record.text, path.parent, name, locate(data, ("text",)), "text", f"{record.id}.txt"
+    )
+    if text_path is None:
+        return
     try:
         raw = text_path.read_bytes()
         text = raw.decode("utf-8")

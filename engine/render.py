@@ -1,4 +1,9 @@
-"""Results for people: a terminal reading a clinician can take in at a glance."""
+"""Results for people: a terminal reading a clinician can take in at a glance.
+
+Everything is printed as rich `Text` (never read as markup), and every piece of text that can
+come from the scenario or the pack is written through `cleantext.printable`: no control character
+or bidirectional control reaches the terminal (see engine/cleantext.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from rich.console import Console, Group
 from rich.padding import Padding
 from rich.text import Text
 
+from .cleantext import printable
 from .knowledge_base import KnowledgeBase
 from .result import Because, Result
 
@@ -40,12 +46,16 @@ def _trail(status: str, reviewed: dt.date | None) -> str:
     return out + (f", reviewed {reviewed}" if reviewed else ", never reviewed")
 
 
+def _t(text: str, style: str = "") -> Text:
+    return Text(printable(text), style=style)
+
+
 def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
     head = Text()
     head.append("Scenario ", style="bold")
-    head.append(result.scenario_id or "(no id)", style="bold cyan")
+    head.append(printable(result.scenario_id or "(no id)"), style="bold cyan")
     ref = result.knowledge_base
-    head.append(f"   pack {ref.id} {ref.version} ({ref.digest[:12]})", style="dim")
+    head.append(printable(f"   pack {ref.id} {ref.version} ({ref.digest[:12]})"), style="dim")
     if not ref.released:
         head.append(" with changes not yet released", style="bold yellow")
     console.print(head)
@@ -61,22 +71,22 @@ def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
         if s.category != current:
             current = s.category
             label = kb.categories[s.category].label if s.category in kb.categories else s.category
-            console.print(Text(f"\n{label}", style="bold underline"))
+            console.print(Text("\n") + _t(label, "bold underline"))
         line = Text("  • ", style="bold")
-        line.append(s.text)
-        line.append(f"  [{s.rule}{_trail(s.status, s.reviewed)}]", style="dim")
+        line.append(printable(s.text))
+        line.append(printable(f"  [{s.rule}{_trail(s.status, s.reviewed)}]"), style="dim")
         parts: list[Text] = [line]
         for c in s.caveats:
             cav = Text("      ⚠ ", style="bold yellow")
-            cav.append(c.code, style="bold yellow")
-            cav.append(f": {c.text}", style="yellow")
+            cav.append(printable(c.code), style="bold yellow")
+            cav.append(printable(f": {c.text}"), style="yellow")
             parts.append(cav)
-            parts.append(Text(f"        the source: “{c.support}”", style="yellow"))
-        quote = Text(f"      “{s.evidence.quote}”", style="italic")
-        quote.append(f"  ({s.evidence.source}; {s.evidence.basis})", style="dim")
+            parts.append(_t(f"        the source: “{c.support}”", "yellow"))
+        quote = _t(f"      “{s.evidence.quote}”", "italic")
+        quote.append(printable(f"  ({s.evidence.source}; {s.evidence.basis})"), style="dim")
         parts.append(quote)
         for b in s.because:
-            parts.append(Text(f"      because {because_text(b, kb)}", style="dim"))
+            parts.append(_t(f"      because {because_text(b, kb)}", "dim"))
         console.print(Group(*parts))
     if result.undetermined:
         console.print(
@@ -84,20 +94,20 @@ def render_result(result: Result, kb: KnowledgeBase, console: Console) -> None:
         )
         for u in result.undetermined:
             line = Text("  ? ", style="bold magenta")
-            line.append(u.text)
-            line.append(f"  [{u.rule}{_trail(u.status, u.reviewed)}]", style="dim")
+            line.append(printable(u.text))
+            line.append(printable(f"  [{u.rule}{_trail(u.status, u.reviewed)}]"), style="dim")
             console.print(line)
-            console.print(Text(f"      needs {'; '.join(u.needs)}", style="magenta"))
+            console.print(_t(f"      needs {'; '.join(u.needs)}", "magenta"))
     if result.not_covered:
         console.print(Text("\nNot covered: the pack says nothing about", style="bold underline"))
         for n in result.not_covered:
             label = f" ({n.label})" if n.label.casefold() != n.input.casefold() else ""
-            console.print(Text(f"  - {n.field[:-1]} {n.input}{label}: {n.reason}"))
+            console.print(_t(f"  - {n.field[:-1]} {n.input}{label}: {n.reason}"))
     if result.unrecognized:
         console.print(Text("\nUnrecognised", style="bold underline"))
         for u in result.unrecognized:
-            line = Text(f"  - {u.field[:-1]} {u.input!r}: {u.reason}")
+            line = _t(f"  - {u.field[:-1]} {u.input!r}: {u.reason}")
             if u.suggestions:
-                line.append(f"; did you mean {', '.join(u.suggestions)}?", style="cyan")
+                line.append(printable(f"; did you mean {', '.join(u.suggestions)}?"), style="cyan")
             console.print(line)
     console.print(Text(f"\n{DISCLAIMER}", style="dim"))

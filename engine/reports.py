@@ -3,12 +3,17 @@
 A report is written in one pass: each case's record is added as it arrives (in input order), and
 the summary is written at the end. Memory stays bounded: the per-case detail a human report keeps
 (failures, errors and the rows of the case × rule matrix) is capped, and the report says so.
+
+Case ids, file names and problems come from the input, so each report writes them for its medium
+(engine/cleantext.py): the table with control characters escaped and rich markup never read,
+Markdown as literal inline text (no heading, link or HTML can come from the input), HTML escaped
+everywhere, attributes included. Any text a writer writes is UTF-8 (a file name that is not has
+its odd bytes written as \xff escapes).
 """
 
 from __future__ import annotations
 
 import errno
-import html
 import io
 import json
 import os
@@ -21,6 +26,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .batch import JSON_LINES, Chunk, Frame, Record
+from .cleantext import code_span, markdown, markdown_code, no_surrogates, url_part
+from .cleantext import html_text as _h
+from .cleantext import terminal_text as _t
 from .knowledge_base import KnowledgeBase
 from .render import DISCLAIMER
 
@@ -155,7 +163,7 @@ class Writer:
         self.kb = kb
 
     def text(self, text: str) -> None:
-        self.out.write(text.encode("utf-8"))
+        self.out.write(no_surrogates(text).encode("utf-8"))
 
     def add_chunk(self, chunk: Chunk) -> None:
         pass
@@ -247,10 +255,12 @@ class TableWriter(Writer):
 
     def _tables(self, s: Summary, c: Console) -> None:
         ref = self.kb.ref
-        c.print(f"[bold]Batch report[/] pack {ref.id} {ref.version} ({ref.digest[:12]})")
+        head = Text("Batch report", style="bold")
+        head.append(_t(f" pack {ref.id} {ref.version} ({ref.digest[:12]})"))
+        c.print(head)
         if not ref.released:
-            c.print("the pack has changes not yet released under this version", style="yellow")
-        c.print(s.counts_line(), style="bold red" if s.exit_code else "bold green")
+            c.print(_t("the pack has changes not yet released under this version", "yellow"))
+        c.print(_t(s.counts_line(), "bold red" if s.exit_code else "bold green"))
         for title, rows in (("Failures", s.failures), ("Errors", s.errors)):
             if not rows:
                 continue
@@ -263,13 +273,13 @@ class TableWriter(Writer):
                 detail = "\n".join(row.problems)
                 if title == "Failures":
                     detail += "\n" + s.actual(row)
-                table.add_row(Text(row.case), Text(row.where), Text(detail))
+                table.add_row(_t(row.case), _t(row.where), _t(detail, newlines=True))
             c.print(table)
         table = Table(title="Statements by category", title_justify="left")
         table.add_column("category")
         table.add_column("statements", justify="right")
         for category, n in s.categories.most_common():
-            table.add_row(_category_label(self.kb, category), str(n))
+            table.add_row(_t(_category_label(self.kb, category)), str(n))
         c.print(table)
         table = Table(title="Rules", title_justify="left")
         table.add_column("rule")
@@ -277,20 +287,16 @@ class TableWriter(Writer):
         table.add_column("undetermined", justify="right")
         for rule in self.kb.rules:
             if s.rules[rule.id] or s.undetermined[rule.id]:
-                table.add_row(rule.id, str(s.rules[rule.id]), str(s.undetermined[rule.id]))
+                table.add_row(_t(rule.id), str(s.rules[rule.id]), str(s.undetermined[rule.id]))
         c.print(table)
         if s.caveats:
             table = Table(title="Caveats", title_justify="left")
             table.add_column("caveat")
             table.add_column("times", justify="right")
             for code, n in s.caveats.most_common():
-                table.add_row(code, str(n))
+                table.add_row(_t(code), str(n))
             c.print(table)
-        c.print(DISCLAIMER, style="dim")
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+        c.print(_t(DISCLAIMER, "dim"))
 
 
 class MarkdownWriter(Writer):
@@ -298,9 +304,9 @@ class MarkdownWriter(Writer):
         ref = self.kb.ref
         parts: list[str] = []
         w = parts.append
-        w(f"# Batch report: {ref.id} {ref.version}\n\n")
+        w(f"# Batch report: {markdown(ref.id)} {markdown(ref.version)}\n\n")
         unreleased = "" if ref.released else " (changes not yet released under this version)"
-        w(f"Pack digest `{ref.digest}`{unreleased}.\n\n")
+        w(f"Pack digest {code_span(ref.digest)}{unreleased}.\n\n")
         w("| cases | passed | failed | errors | evaluated |\n|---:|---:|---:|---:|---:|\n")
         w(
             f"| {s.cases} | {s.status['pass']} | {s.status['fail']} | {s.status['error']} | "
@@ -313,24 +319,24 @@ class MarkdownWriter(Writer):
                 continue
             w(f"## {title} ({s.status[key]})\n\n")
             for row in rows:
-                w(f"### `{row.case}` ({row.where})\n\n")
+                w(f"### {markdown_code(row.case)} ({markdown(row.where)})\n\n")
                 for problem in row.problems:
-                    w(f"- {_md(problem)}\n")
+                    w(f"- {markdown(problem)}\n")
                 if key == "fail":
-                    w(f"- {_md(s.actual(row))}\n")
+                    w(f"- {markdown(s.actual(row))}\n")
                 w("\n")
             if s.status[key] > len(rows):
                 w(f"_{s.status[key] - len(rows)} more not listed._\n\n")
         w("## Statements by category\n\n| category | statements |\n|---|---:|\n")
         for category, n in s.categories.most_common():
-            w(f"| {_md(_category_label(self.kb, category))} | {n} |\n")
+            w(f"| {markdown(_category_label(self.kb, category))} | {n} |\n")
         w("\n## Rules\n\n| rule | applied | undetermined |\n|---|---:|---:|\n")
         for rule in self.kb.rules:
             if s.rules[rule.id] or s.undetermined[rule.id]:
-                w(f"| `{rule.id}` | {s.rules[rule.id]} | {s.undetermined[rule.id]} |\n")
+                w(f"| {code_span(rule.id)} | {s.rules[rule.id]} | {s.undetermined[rule.id]} |\n")
         w("\n## Caveats\n\n| caveat | times |\n|---|---:|\n")
         for code, n in s.caveats.most_common():
-            w(f"| `{code}` | {n} |\n")
+            w(f"| {code_span(code)} | {n} |\n")
         w(f"\n_{DISCLAIMER}_\n")
         self.text("".join(parts))
 
@@ -353,8 +359,8 @@ white-space:nowrap;max-height:16rem}
 """
 
 
-def _h(text: object) -> str:
-    return html.escape(str(text), quote=True)
+def _anchor(case: str) -> str:
+    return "case-" + url_part(case)
 
 
 class HtmlWriter(Writer):
@@ -399,7 +405,7 @@ class HtmlWriter(Writer):
                 lines = list(row.problems) + ([s.actual(row)] if key == "fail" else [])
                 detail = "<br/>".join(_h(p) for p in lines)
                 add(
-                    f'<tr class="{key}"><td><a href="#case-{_h(row.case)}">{_h(row.case)}'
+                    f'<tr class="{key}"><td><a href="#{_h(_anchor(row.case))}">{_h(row.case)}'
                     f"</a></td><td>{_h(row.where)}</td><td>{detail}</td></tr>\n"
                 )
             add("</table>\n")
@@ -463,7 +469,7 @@ class HtmlWriter(Writer):
         add("</tr>\n")
         for row in rows:
             add(
-                f'<tr class="{_h(row.status)}" id="case-{_h(row.case)}">'
+                f'<tr class="{_h(row.status)}" id="{_h(_anchor(row.case))}">'
                 f'<td title="{_h(row.where)}">{_h(row.case)}</td><td>{_h(row.status)}</td>'
             )
             for rule in rules:

@@ -9,22 +9,53 @@ of the rule's quote, or a quote of its own from the same source. A rule has a li
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from .caveats import CaveatCode
 from .conditions import When
 from .evidence import RETIRED_BASES, Basis, SourceId, normalise_space
 
-RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
+# A rule id names the rule in results and cases, and `caveat rules new` names files after it: so
+# lower-case words of letters and digits joined by single hyphens, never a path.
+RULE_ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+RULE_ID_MAX = 80
+
+
+def rule_id_problem(value: str) -> str | None:
+    """Why a text cannot be a rule id, or None when it can."""
+    if len(value) <= RULE_ID_MAX and re.fullmatch(RULE_ID_PATTERN, value):
+        return None
+    return (
+        f"{value!r} is not a valid rule id: write lower-case letters and digits in words joined "
+        f"by single hyphens, at most {RULE_ID_MAX} characters (pattern {RULE_ID_PATTERN}), "
+        "e.g. rls-third-line"
+    )
+
+
+def _valid_rule_id(value: Any) -> Any:
+    problem = rule_id_problem(value) if isinstance(value, str) else None
+    if problem:
+        raise PydanticCustomError("rule_id", "{problem}", {"problem": problem})
+    return value
+
+
+RuleId = Annotated[
+    str,
+    BeforeValidator(_valid_rule_id),
+    StringConstraints(pattern=RULE_ID_PATTERN, max_length=RULE_ID_MAX),
+]
 CategoryId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*$", max_length=40)]
 Status = Literal["draft", "active", "retired"]
 

@@ -8,11 +8,13 @@ wrong type must never reach it. Every problem is reported at once, each with its
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,6 +24,7 @@ from pydantic import (
 )
 
 from .errors import Problem, ScenarioError
+from .reading import DEFAULT_LIMITS, FILE_OPTION, InputError, Limits, decode, read_limited
 from .yamlfile import YamlProblem, parse_json, parse_yaml
 
 Intent = Literal["acute", "short-term", "long-term"]
@@ -39,7 +42,23 @@ MAX_YEARS = 130
 MAX_LINE = 20
 MAX_ITEMS = 100
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Text without control characters: a label or an id is one line of words, and reports echo
+    it to terminals and pages, where a control character could do more than show."""
+    found = _CONTROL.search(text)
+    if found:
+        raise ValueError(f"contains a control character (U+{ord(found[0]):04X}); remove it")
+    return text
+
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_printable),
+]
 
 
 class _Strict(BaseModel):
@@ -49,7 +68,11 @@ class _Strict(BaseModel):
 class Code(_Strict):
     """A coded condition or medication, e.g. {code: G25.81, system: ICD-10-CM}."""
 
-    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    code: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
+        AfterValidator(_printable),
+    ]
     system: CodeSystem
 
     @field_validator("code", mode="before")
@@ -83,7 +106,10 @@ class Therapy(_Strict):
 
 
 class Scenario(_Strict):
-    id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
+        | None
+    ) = None
     patient: Patient | None = None
     conditions: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
     medications: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
@@ -102,7 +128,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "Code", "float", "int", "constrained-str", "function-after[]"):
+        elif part in ("str", "Code", "float", "int", "constrained-str") or "[" in part:
             continue  # pydantic names the union member it tried; a person does not need that
         else:
             out += f".{part}" if out else str(part)
@@ -111,6 +137,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 _MESSAGES = {
     "extra_forbidden": "unknown field; remove it or check its spelling",
+    "string_unicode": "not valid Unicode text (it holds a lone surrogate)",
+    "invalid_key": "a field name must be text",
 }
 
 
@@ -126,6 +154,8 @@ def _problems(exc: ValidationError) -> list[Problem]:
             and isinstance(loc[1], int)
             and err["type"] in ("string_type", "model_type", "dict_type", "string_too_short")
         ):
+            if err["type"] != "string_too_short" and isinstance(err["input"], str):
+                continue  # text that failed as a label; its own error says why
             msg = (
                 "expected a label (text) or a mapping {code: ..., system: ...}, got "
                 f"{_kind(err['input'])}"
@@ -207,23 +237,33 @@ def _numbers(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
-def read_document(path: str | Path, text: str | None = None) -> Any:
-    """Read a YAML or JSON document (by suffix); raises YamlProblem with file and line."""
+def read_document(
+    path: str | Path,
+    text: str | None = None,
+    *,
+    limit: int = DEFAULT_LIMITS.scenario_file,
+    what: str = "a scenario file",
+) -> Any:
+    """Read a YAML or JSON document (by suffix), at most `limit` bytes of it; raises YamlProblem
+    with file and line. Dates are not read as dates: a scenario has none, and an id such as
+    2020-02-30 is text."""
     name = str(path)
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise YamlProblem(name, None, f"cannot read: {exc}") from None
+            data = read_limited(path, limit, what, FILE_OPTION)
+        except InputError as exc:
+            raise YamlProblem(name, None, exc.reason) from None
+        text = decode(data, name)
     if name.endswith(".json"):
         return parse_json(text, name)
-    return parse_yaml(text, name)
+    return parse_yaml(text, name, dates=False)
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate one scenario file (YAML or JSON)."""
+def load_scenario(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Scenario:
+    """Read and validate one scenario file (YAML or JSON), of at most `limits.scenario_file`
+    bytes. Raises ScenarioError for anything wrong with it."""
     try:
-        data = read_document(path)
+        data = read_document(path, limit=limits.scenario_file)
     except YamlProblem as exc:
         raise ScenarioError([Problem(path="", message=str(exc))], str(path)) from None
     return parse_scenario(data, str(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .bounded import remember
 from .compiler import Match
 from .conditions import FACT_PATHS, SYMBOL
 from .facts import LIST_OF_KIND, Atom, Facts, Item
@@ -32,17 +33,18 @@ def _number(value: object) -> object:
     return value
 
 
-_CACHE_LIMIT = 100_000
+# The most entries kb.reason_cache holds (oldest dropped first; see engine.bounded). A scenario
+# item is part of its keys, so input fills it; the bundled pack over generated scenarios, whose
+# items are spelt as the pack spells them, needs about 6,000.
+REASONS_BOUND = 16_384
 
 
 def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Because]:
     """The scenario facts behind some atoms (missing values and the background flag left out).
 
     The same atom meets the same scenario item again and again over a case library, so each
-    pairing is worked out once per pack and remembered (a bounded cache)."""
+    pairing is worked out once per pack and remembered (a bounded cache: REASONS_BOUND)."""
     cache = kb.reason_cache
-    if len(cache) > _CACHE_LIMIT:
-        cache.clear()
     found: list[tuple[tuple[object, ...], Because]] = []
     for atom in atoms:
         kind = atom.kind
@@ -51,7 +53,7 @@ def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Beca
                 key = (atom, item)
                 hit = cache.get(key, _MISSING)
                 if hit is _MISSING:
-                    hit = cache[key] = _item_reason(kb, atom, item)
+                    hit = remember(cache, key, _item_reason(kb, atom, item), REASONS_BOUND)
                 if hit is not None:
                     found.append(hit)
         elif kind == "lacks" or kind == "cmp" or kind == "sure":
@@ -59,7 +61,7 @@ def reasons(kb: KnowledgeBase, facts: Facts, atoms: Iterable[Atom]) -> list[Beca
             key = (atom, value)
             hit = cache.get(key, _MISSING)
             if hit is _MISSING:
-                hit = cache[key] = _value_reason(kb, atom, value)
+                hit = remember(cache, key, _value_reason(kb, atom, value), REASONS_BOUND)
             found.append(hit)
     found.sort(key=lambda pair: pair[0])
     out: list[Because] = []
@@ -249,7 +251,7 @@ def build_result(
         key = ("item", item, include_draft)
         hit = cache.get(key)
         if hit is None:
-            hit = cache[key] = _item_reports(kb, item, spoken)
+            hit = remember(cache, key, _item_reports(kb, item, spoken), REASONS_BOUND)
         if hit[0] is not None:
             recognized.append(hit[0])
         if hit[1] is not None:

@@ -11,6 +11,11 @@ import threading
 from functools import lru_cache
 from types import ModuleType
 
+# Codes remembered per function, at most (least recently used dropped first): scenarios give
+# codes, so a stream of new ones only cycles through these (each function's cache stays within a
+# megabyte or two).
+CODES_CACHED = 4096
+
 _ICD_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -39,19 +44,19 @@ def looks_like_icd(code: str) -> bool:
     return bool(_ICD_SHAPE.match(code.strip().upper()))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CODES_CACHED)
 def icd_is_valid(code: str) -> bool:
     return bool(_icd().is_valid_item(normalise_icd(code)))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CODES_CACHED)
 def icd_description(code: str) -> str | None:
     code = normalise_icd(code)
     icd = _icd()
     return icd.get_description(code) if icd.is_valid_item(code) else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CODES_CACHED)
 def icd_lineage(code: str) -> tuple[str, ...]:
     """The code followed by its ancestor codes, nearest first (blocks and chapters left out)."""
     code = normalise_icd(code)
@@ -71,7 +76,7 @@ def icd_nearest_valid(code: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CODES_CACHED)
 def icd_inclusion_terms(code: str) -> tuple[str, ...]:
     """The code's own inclusion terms (ICD-10-CM's "Inclusion term(s)")."""
     code = normalise_icd(code)
@@ -79,7 +84,7 @@ def icd_inclusion_terms(code: str) -> tuple[str, ...]:
     return tuple(icd.get_inclusion_term(code)) if icd.is_valid_item(code) else ()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CODES_CACHED)
 def icd_excludes1(code: str) -> tuple[tuple[str, str], ...]:
     """(where, note) of every Excludes1 note that applies to a code: its own and those of the
     categories, blocks and chapters above it (a note there applies to every code below)."""

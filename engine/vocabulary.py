@@ -14,16 +14,24 @@ import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from . import terminology
+from .bounded import remember
 from .scenario import CodeSystem
-from .suggestions import closest
+from .suggestions import closest, reach, within_reach
 
 ConceptId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
 ConceptKind = Literal["condition", "drug"]
+
+# What a vocabulary remembers about input, at most (oldest dropped first; see engine.bounded).
+# The same few spellings and codes come back across a case library; a stream of new ones only
+# cycles through these. At 200 characters a spelling, each cache stays within a few megabytes.
+SPELLINGS_BOUND = 4096  # spelling -> what it resolved to
+SUGGESTIONS_BOUND = 1024  # (spelling, kind, limit) -> the names it is close to
+CODES_BOUND = 4096  # ICD-10-CM code -> the concepts an item given as it could be
 
 
 class ConceptCode(BaseModel):
@@ -104,6 +112,9 @@ def _code_key(system: str, code: str) -> tuple[str, str]:
     return system, code.strip().upper()
 
 
+_MISSING: Any = object()
+
+
 @dataclass(frozen=True)
 class Resolution:
     """How one scenario item was recognised."""
@@ -114,7 +125,11 @@ class Resolution:
 
 
 class Vocabulary:
-    """Concepts indexed for lookup, with their is_a closure precomputed."""
+    """Concepts indexed for lookup, with their is_a closure precomputed.
+
+    It remembers what it worked out: per pair or per concept of the pack (`_chains`, `_could_be`,
+    bounded by the pack's size), and per spelling or code of the input (`_seen`, `_suggested`,
+    `_could_be_code`, each bounded: SPELLINGS_BOUND, SUGGESTIONS_BOUND, CODES_BOUND)."""
 
     def __init__(
         self, concepts: Iterable[Concept], ambiguous: Iterable[AmbiguousName] = ()
@@ -124,9 +139,11 @@ class Vocabulary:
             self.concepts.setdefault(concept.id, concept)
         self.ambiguous: dict[str, AmbiguousName] = {normalise_text(a.name): a for a in ambiguous}
         self.order = {cid: i for i, cid in enumerate(self.concepts)}
+        self._names: dict[ConceptKind | None, dict[str, str]] = {}
+        self._reach: dict[ConceptKind | None, float] = {}
         self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
         self._seen: dict[str, Resolution | None] = {}
-        self._suggested: dict[tuple[str, str | None, int], list[str]] = {}
+        self._suggested: dict[tuple[str, str | None, int], tuple[str, ...]] = {}
         self._could_be: dict[str, frozenset[str]] = {}
         self._could_be_code: dict[str, frozenset[str]] = {}
         self._text: dict[str, tuple[str, Literal["label", "synonym"]]] = {}
@@ -142,6 +159,14 @@ class Vocabulary:
                 key = _code_key(code.system, code.code)
                 self._codes.setdefault(key, concept.id)
                 self._verified.setdefault(key, code.system == "ICD-10-CM" or bool(code.verified))
+        for kind in (None, "condition", "drug"):
+            names = {
+                key: cid
+                for key, (cid, _) in self._text.items()
+                if kind is None or self.concepts[cid].kind == kind
+            }
+            self._names[kind] = names
+            self._reach[kind] = reach(names)
         self.ancestors: dict[str, frozenset[str]] = {c: self._ancestors(c) for c in self.concepts}
         children: dict[str, set[str]] = {c: set() for c in self.concepts}
         for cid, ancestors in self.ancestors.items():
@@ -202,12 +227,12 @@ class Vocabulary:
         return ()
 
     def lookup_text(self, text: str) -> Resolution | None:
-        if text in self._seen:
-            return self._seen[text]
-        hit = self._text.get(normalise_text(text))
-        found = Resolution(hit[0], hit[1]) if hit else None
-        if len(self._seen) < 50_000:  # the same few spellings come back all the time
-            self._seen[text] = found
+        found = self._seen.get(text, _MISSING)
+        if found is _MISSING:
+            hit = self._text.get(normalise_text(text))
+            found = remember(
+                self._seen, text, Resolution(hit[0], hit[1]) if hit else None, SPELLINGS_BOUND
+            )
         return found
 
     def lookup_code(self, system: str, code: str) -> tuple[Resolution, ...]:
@@ -255,9 +280,7 @@ class Vocabulary:
                     and terminology.icd_within(bound, (code, None))
                 ):
                     found |= self.closure(cid) | self.could_be(cid)
-            cached = frozenset(found)
-            if len(self._could_be_code) < 50_000:
-                self._could_be_code[code] = cached
+            cached = remember(self._could_be_code, code, frozenset(found), CODES_BOUND)
         return cached
 
     def code_verified(self, system: str, code: str) -> bool:
@@ -269,26 +292,27 @@ class Vocabulary:
         return self.ambiguous.get(normalise_text(text)) if self.ambiguous else None
 
     def suggestions(self, text: str, kind: ConceptKind | None = None, limit: int = 3) -> list[str]:
-        """Preferred labels of the concepts whose label or synonym is closest to the text."""
+        """Preferred labels of the concepts whose label or synonym is closest to the text (none
+        for a text too long to be close to any: see engine.suggestions)."""
         key = (text, kind, limit)
-        if key not in self._suggested:
-            if len(self._suggested) > 10_000:  # a typo comes back across a case library
-                self._suggested.clear()
-            self._suggested[key] = self._suggest(text, kind, limit)
-        return list(self._suggested[key])
+        found = self._suggested.get(key)
+        if found is None:
+            spelling = normalise_text(text)
+            if not within_reach(spelling, self._reach[kind]):
+                return []  # answered without a search, so not worth remembering
+            found = remember(
+                self._suggested, key, self._suggest(spelling, kind, limit), SUGGESTIONS_BOUND
+            )
+        return list(found)
 
-    def _suggest(self, text: str, kind: ConceptKind | None, limit: int) -> list[str]:
-        names = {
-            key: cid
-            for key, (cid, _) in self._text.items()
-            if kind is None or self.concepts[cid].kind == kind
-        }
+    def _suggest(self, spelling: str, kind: ConceptKind | None, limit: int) -> tuple[str, ...]:
+        names = self._names[kind]
         labels: list[str] = []
-        for key in closest(normalise_text(text), names, limit=limit * 3):
+        for key in closest(spelling, names, limit=limit * 3):
             label = self.concepts[names[key]].label
             if label not in labels:
                 labels.append(label)
-        return labels[:limit]
+        return tuple(labels[:limit])
 
     def all_names(self) -> dict[str, str]:
         """Every normalised label and synonym with the concept it names."""

@@ -9,6 +9,8 @@ each key and item, so a pydantic error location can be turned back into a place 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,39 +64,237 @@ def _mark(m: yaml.Mark) -> Mark:
     return Mark(m.line + 1, m.column + 1)
 
 
-class _Loader(yaml.SafeLoader):
+MAX_DEPTH = 64  # mappings and lists nested in one document (a scenario needs four)
+MAX_ALIAS_VALUES = 100_000  # values that aliases may add to a document, once expanded
+MAX_NUMBER_LENGTH = 100  # characters of a number written in YAML
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+_CORE = "tag:yaml.org,2002:"
+
+
+class _Resolver(yaml.resolver.BaseResolver):
+    """YAML 1.2's core schema, not PyYAML's YAML 1.1 one: `010` is ten (not eight), `1:30` is
+    text (not ninety), `yes`, `no`, `on` and `off` are text. Merge keys (`<<`) still work."""
+
+
+def _implicit(tag: str, pattern: str, first: str) -> None:
+    _Resolver.add_implicit_resolver(_CORE + tag, re.compile(pattern), list(first))
+
+
+_implicit("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
+_implicit("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789")
+_implicit(
+    "float",
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+    "-+0123456789.",
+)
+_implicit("null", r"^(?:~|null|Null|NULL|)$", "~nN")
+_Resolver.add_implicit_resolver(_CORE + "null", re.compile(r"^$"), [""])
+_implicit("merge", r"^(?:<<)$", "<")
+
+
+class _DatedResolver(_Resolver):
+    """The core schema and dates (2026-11-25), as pack files write their reviews."""
+
+
+_DatedResolver.add_implicit_resolver(
+    _CORE + "timestamp",
+    re.compile(
+        r"^(?:[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}"
+        r"(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?)$"
+    ),
+    list("0123456789"),
+)
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    """Plain data only: text, numbers, true/false, null, mappings and lists (and dates in pack
+    files). A value that cannot be what its tag says is a problem at its place in the file."""
+
+    yaml_constructors: dict[Any, Any] = {}  # noqa: RUF012 (PyYAML's registry, filled below)
+
+    file: str
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise YamlProblem(
+                self.file, _mark(node.start_mark), f"cannot read this value: {exc}"
+            ) from None
+
+    def construct_int(self, node: yaml.ScalarNode) -> int:
+        text = _number_text(self, node).replace("_", "")
+        sign = -1 if text.startswith("-") else 1
+        text = text.lstrip("+-")
+        if text.startswith("0o"):
+            return sign * int(text[2:], 8)
+        if text.startswith("0x"):
+            return sign * int(text[2:], 16)
+        return sign * int(text, 10)
+
+    def construct_float(self, node: yaml.ScalarNode) -> float:
+        text = _number_text(self, node).replace("_", "").lower()
+        if text.lstrip("+-") == ".inf":
+            return -math.inf if text.startswith("-") else math.inf
+        if text == ".nan":
+            return math.nan
+        return float(text)
+
+    def refuse(self, node: yaml.Node) -> Any:
+        raise YamlProblem(
+            self.file,
+            _mark(node.start_mark),
+            f"the tag {node.tag.replace(_CORE, '!!')} is not supported here: write plain text, "
+            "numbers, true/false, mappings and lists",
+        )
+
+
+def _number_text(loader: _Constructor, node: yaml.ScalarNode) -> str:
+    text = str(loader.construct_scalar(node)).strip()
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise YamlProblem(
+            loader.file,
+            _mark(node.start_mark),
+            f"a number {len(text)} characters long; numbers here have at most {MAX_NUMBER_LENGTH}",
+        )
+    return text
+
+
+for _tag, _make in (
+    ("null", yaml.constructor.SafeConstructor.construct_yaml_null),
+    ("bool", yaml.constructor.SafeConstructor.construct_yaml_bool),
+    ("int", _Constructor.construct_int),
+    ("float", _Constructor.construct_float),
+    ("str", yaml.constructor.SafeConstructor.construct_yaml_str),
+    ("timestamp", yaml.constructor.SafeConstructor.construct_yaml_timestamp),
+):
+    _Constructor.add_constructor(_CORE + _tag, _make)
+for _tag in ("binary", "omap", "pairs", "set"):
+    _Constructor.add_constructor(_CORE + _tag, _Constructor.refuse)
+_Constructor.add_constructor(None, _Constructor.refuse)
+
+
+class _Loader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    yaml.composer.Composer,
+    _Constructor,
+    _Resolver,
+):
+    """Reads one file's YAML, bounded: at most MAX_DEPTH levels of nesting, and aliases that add
+    at most MAX_ALIAS_VALUES values once expanded (a 'billion laughs' document is refused while
+    it is composed, before anything walks it), none of them referring to a node that holds it."""
+
     def __init__(self, stream: str, file: str) -> None:
-        super().__init__(stream)
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
         self.file = file
         self.duplicates: list[YamlProblem] = []
+        self.depth = 0
+        self.values = 0  # values composed in this document, as written
+        self.sizes: dict[int, int] = {}  # node -> values it holds, aliases expanded
+        self.explicit: dict[int, int] = {}  # mapping node -> its pairs written out (not merged)
+
+    def compose_document(self) -> Any:
+        self.values = 0
+        self.sizes.clear()
+        self.explicit.clear()
+        return super().compose_document()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = super().compose_node(parent, index)
+            if id(node) not in self.sizes:
+                raise YamlProblem(
+                    self.file,
+                    _mark(event.start_mark),
+                    f"the alias *{event.anchor} refers to a value that holds it",
+                )
+            return node
+        start = self.peek_event().start_mark
+        level = 0 if self.check_event(yaml.ScalarEvent) else 1  # mappings and lists nest
+        self.depth += level
+        if self.depth > MAX_DEPTH:
+            raise YamlProblem(self.file, _mark(start), f"nested more than {MAX_DEPTH} levels deep")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= level
+        self.values += 1
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self.sizes.get(id(item), 1) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(
+                self.sizes.get(id(k), 1) + self.sizes.get(id(v), 1) for k, v in node.value
+            )
+            self.explicit[id(node)] = sum(1 for k, _ in node.value if k.tag != MERGE_TAG)
+        else:
+            size = 1
+        if size > self.values + MAX_ALIAS_VALUES:
+            raise YamlProblem(
+                self.file,
+                _mark(start),
+                f"aliases here expand to {size:,} values; at most {MAX_ALIAS_VALUES:,} may be "
+                "added by aliases",
+            )
+        self.sizes[id(node)] = size
+        return node
+
+
+class _DatedLoader(_Loader, _DatedResolver):
+    pass
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Any:
     mapping = PosDict()
     mapping.mark = _mark(node.start_mark)
     yield mapping
+    explicit = loader.explicit.get(id(node))
     loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
+    # Pairs merged in (`<<: *base`) come first; a key written out may override one of them.
+    merged = len(node.value) - (len(node.value) if explicit is None else explicit)
+    written: set[Any] = set()
+    for i, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
+        if not isinstance(key, str):
             raise YamlProblem(
-                loader.file, _mark(key_node.start_mark), "a mapping key must be a scalar"
-            ) from None
-        if key in mapping:
-            first = mapping.key_marks[key]
-            loader.duplicates.append(
-                YamlProblem(
-                    loader.file,
-                    _mark(key_node.start_mark),
-                    f"duplicate key {key!r} (first at line {first.line}); YAML would keep only the "
-                    "last one: merge the two or rename one",
-                )
+                loader.file,
+                _mark(key_node.start_mark),
+                f"a key must be text, got {_what(key)}; put it in quotes",
             )
+        if i >= merged:
+            if key in written:
+                first = mapping.key_marks[key]
+                loader.duplicates.append(
+                    YamlProblem(
+                        loader.file,
+                        _mark(key_node.start_mark),
+                        f"duplicate key {key!r} (first at line {first.line}); YAML would keep "
+                        "only the last one: merge the two or rename one",
+                    )
+                )
+            written.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_marks[key] = _mark(key_node.start_mark)
         mapping.value_marks[key] = _mark(value_node.start_mark)
+
+
+def _what(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"true/false ({value!r})"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    return f"a {type(value).__name__}"
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Any:
@@ -106,16 +306,25 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Any:
         seq.item_marks.append(_mark(item.start_mark))
 
 
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+_Constructor.add_constructor(_CORE + "map", _construct_mapping)
+_Constructor.add_constructor(_CORE + "seq", _construct_sequence)
 
 
-def _load_all(text: str, file: str, keep_duplicates: bool = False) -> list[Any]:
-    loader = _Loader(text, file)
+def _load_all(text: str, file: str, keep_duplicates: bool = False, dates: bool = True) -> list[Any]:
+    loader: _Loader | None = None
     try:
+        loader = (_DatedLoader if dates else _Loader)(text, file)
         docs = []
         while loader.check_data():
             docs.append(loader.get_data())
+    except yaml.reader.ReaderError as exc:
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise YamlProblem(
+            file,
+            _position(text, exc.position),
+            f"not valid YAML: the character U+{character:04X} is not allowed (a control "
+            "character); remove it",
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
@@ -124,18 +333,32 @@ def _load_all(text: str, file: str, keep_duplicates: bool = False) -> list[Any]:
         ) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(file, None, f"not valid YAML: {exc}") from None
+    except RecursionError:  # a backstop: MAX_DEPTH refuses deep nesting long before this
+        raise YamlProblem(file, None, "nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if loader.duplicates and not keep_duplicates:
         raise loader.duplicates[0]
     return docs
 
 
-def parse_yaml(text: str, file: str = "<string>", keep_duplicates: bool = False) -> Any:
-    """Parse one YAML document (JSON is YAML too) into PosDict/PosList values. A duplicate key
-    is an error, unless `keep_duplicates`: then the last value stands, as YAML has it (for a
-    check that reports the duplicate and still reads the rest of the file)."""
-    docs = _load_all(text, file, keep_duplicates)
+def _position(text: str, offset: int) -> Mark:
+    """The line and column of a character offset in a text."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return Mark(line, offset - (text.rfind("\n", 0, offset) + 1) + 1)
+
+
+def parse_yaml(
+    text: str, file: str = "<string>", keep_duplicates: bool = False, dates: bool = True
+) -> Any:
+    """Parse one YAML document (JSON is YAML too) into PosDict/PosList values, as YAML 1.2's core
+    schema reads it, with dates (2026-11-25) unless `dates` is false (scenarios have none: an id
+    that looks like a date is text). A duplicate key is an error, unless `keep_duplicates`: then
+    the last value stands, as YAML has it (for a check that reports the duplicate and still
+    reads the rest of the file). Keys are text; nesting and aliases are bounded."""
+    docs = _load_all(text, file, keep_duplicates, dates)
     if len(docs) > 1:
         raise YamlProblem(file, None, f"expected one YAML document, found {len(docs)}")
     return docs[0] if docs else None
@@ -143,14 +366,23 @@ def parse_yaml(text: str, file: str = "<string>", keep_duplicates: bool = False)
 
 def duplicate_keys(text: str, file: str) -> list[YamlProblem]:
     """Every duplicate key in a document (parse_yaml stops at the first)."""
-    loader = _Loader(text, file)
     try:
+        return _load_all_duplicates(text, file)
+    except YamlProblem:
+        return []
+
+
+def _load_all_duplicates(text: str, file: str) -> list[YamlProblem]:
+    loader: _Loader | None = None
+    try:
+        loader = _DatedLoader(text, file)
         while loader.check_data():
             loader.get_data()
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return []
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return loader.duplicates
 
 
@@ -162,11 +394,77 @@ def read_yaml(path: Path) -> Any:
     return parse_yaml(text, str(path))
 
 
-def parse_json(text: str, file: str = "<string>") -> Any:
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (json keeps the last of two silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_unique)
+
+
+def parse_json(text: str, file: str = "<string>", line: int = 1) -> Any:
+    """Parse JSON as strictly as YAML is read here: a duplicate key is an error, and so are
+    nesting deeper than MAX_DEPTH and numbers too long to read. `line` is the line of the
+    text's start in its file (for a JSON Lines record)."""
     try:
-        return json.loads(text)
+        value = _JSON.decode(text)
     except json.JSONDecodeError as exc:
-        raise YamlProblem(file, Mark(exc.lineno, exc.colno), f"not valid JSON: {exc.msg}") from None
+        mark = Mark(exc.lineno + line - 1, exc.colno)
+        raise YamlProblem(file, mark, f"not valid JSON: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        found = re.search(
+            rf"{re.escape(json.dumps(exc.key))}\s*:.*?{re.escape(json.dumps(exc.key))}\s*:",
+            text,
+            re.DOTALL,
+        )
+        mark = None
+        if found:
+            second = _position(text, found.end() - 1)
+            mark = Mark(second.line + line - 1, second.column)
+        raise YamlProblem(
+            file,
+            mark,
+            f"duplicate key {exc.key!r}; JSON readers would keep only the last one: merge the "
+            "two or rename one",
+        ) from None
+    except RecursionError:
+        raise YamlProblem(
+            file, Mark(line, 1), f"not valid here: nested more than {MAX_DEPTH} levels deep"
+        ) from None
+    except ValueError:  # a number with more digits than Python converts (4,300)
+        raise YamlProblem(
+            file, Mark(line, 1), "not valid here: a number with more than 4,300 digits"
+        ) from None
+    if too_deep(value):
+        raise YamlProblem(file, Mark(line, 1), f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether mappings and lists nest more than `limit` levels in a value (without recursion)."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def locate(data: Any, loc: Sequence[Any]) -> Mark | None:

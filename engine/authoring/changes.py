@@ -37,38 +37,53 @@ class Diff(BaseModel):
 
 
 def materialise(base: str, pack: Path, into: Path) -> Path:
-    """The pack as it is at BASE: a directory, or a git revision of the repository holding it."""
+    """The pack as it is at BASE: a directory, or a git revision of the repository holding it.
+
+    BASE never reaches git as an option: one starting with '-' is refused, and a revision is
+    resolved to a commit id (`git rev-parse --verify --end-of-options BASE^{commit}`) before
+    anything else is asked of git."""
+    if base.startswith("-"):
+        raise ValueError(
+            f"BASE {base!r} starts with '-', which git would read as an option: give a git "
+            f"revision or a pack directory (./{base} for a directory of that name)"
+        )
     as_dir = Path(base)
     if as_dir.is_dir():
         return as_dir
     try:
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=pack,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        top = _git(pack, "rev-parse", "--show-toplevel").decode().strip()
+        commit = _git(pack, "rev-parse", "--verify", "--end-of-options", f"{base}^{{commit}}")
+        commit_id = commit.decode().strip()
         prefix = pack.resolve().relative_to(Path(top).resolve())
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", base, str(prefix)],
-            cwd=top,
-            check=True,
-            capture_output=True,
+        archive = _git(
+            Path(top),
+            "archive",
+            "--format=tar",
+            "--end-of-options",
+            commit_id,
+            f":(literal){prefix}",
         )
     except (subprocess.CalledProcessError, FileNotFoundError, ValueError) as exc:
         detail = (
-            exc.stderr.decode().strip()
+            exc.stderr.decode(errors="replace")
             if isinstance(exc, subprocess.CalledProcessError) and isinstance(exc.stderr, bytes)
             else str(exc)
         )
+        detail = "; ".join(line.strip() for line in detail.splitlines() if line.strip())
+        if "Needed a single revision" in detail:
+            detail = f"git knows no commit {base!r} there"
         raise ValueError(
             f"{base!r} is neither a pack directory nor a git revision of the "
-            f"repository holding {pack}: {detail}"
+            f"repository holding {pack}: {detail or 'git failed'}"
         ) from None
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into / prefix
+
+
+def _git(cwd: Path, *args: str) -> bytes:
+    """What a git command prints; CalledProcessError when it fails."""
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True).stdout
 
 
 def _fingerprint(outcome: Any) -> dict[str, Any]:

@@ -1,37 +1,51 @@
 """Governed changes to a pack: a release that records its digest only when the pack passes its
 checks, its tests and full coverage; and a review recorded in the rule file it covers.
 
-Both edit YAML as text, so the author's comments and layout stay as written, and both write each
-file whole (to a temporary file, then renamed) and read the pack back before they report success:
-a change is made entirely or not at all.
+Both edit YAML as text, so the author's comments and layout stay as written. Text from the command
+line (changes, reviewers, notes) goes in as YAML scalars escaped by the YAML emitter, and is refused
+if it holds control characters other than newline and tab. Each file is written whole to a
+temporary file beside it, read back and checked there, and only then renamed over the old one; the
+pack is read back before success is reported: a change is made entirely or not at all.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
 
 from ..cases import read_cases, run_case
 from ..errors import PackError
 from ..knowledge_base import KnowledgeBase
-from ..pack import MANIFEST, PackContents, read_pack
+from ..pack import MANIFEST, ChangelogEntry, Manifest, PackContents, read_pack
+from ..rules import Rule
 from ..suggestions import did_you_mean
-from ..yamlfile import PosDict, PosList
+from ..yamlfile import PosDict, PosList, YamlProblem, parse_yaml
 from .check import check_pack
 from .coverage import coverage
 from .library import default_cases
-from .scaffold import _yaml_str
+from .scaffold import yaml_scalar
 
 
 class Refused(ValueError):
     """A governed change cannot be made; the message says why and what to do."""
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace a file's text whole: never half a file, whatever stops the write."""
+MAX_REVIEWER = 200  # the longest `by` a Review holds
+
+
+def write_atomically(path: Path, text: str, check: Callable[[Path], None] | None = None) -> None:
+    """Replace a file's text whole: never half a file, whatever stops the write. `check` is given
+    the new file, written beside the old one, before it replaces it: when it raises, the old file
+    is left untouched."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -40,10 +54,49 @@ def write_atomically(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         os.chmod(temp, mode)
+        if check is not None:
+            check(Path(temp))
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def text_scalar(value: str, what: str, *, one_line: bool = False) -> str:
+    """Text from the command line as a YAML scalar, or Refused when it holds a control character
+    (newline and tab aside, and newline too for `one_line` text) or is not text at all."""
+    for i, char in enumerate(value, start=1):
+        if char == "\n" and one_line:
+            raise Refused(f"{what} holds a line break (character {i}): write it on one line")
+        if char in "\n\t":
+            continue
+        kind = unicodedata.category(char)
+        if kind == "Cc":
+            raise Refused(
+                f"{what} holds the control character U+{ord(char):04X} (character {i}): "
+                "remove it; newlines and tabs are kept"
+            )
+        if kind == "Cs":
+            raise Refused(
+                f"{what} is not valid text: a lone surrogate U+{ord(char):04X} (character {i}), "
+                "which is what undecodable bytes on the command line become; write it in UTF-8"
+            )
+    return yaml_scalar(value)
+
+
+def _first(exc: ValidationError) -> str:
+    """The first problem a validation found, on one line."""
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
+
+
+def _read_back(path: Path, name: str) -> Any:
+    """A file just written, parsed again as the pack reader would; Refused with the reason."""
+    try:
+        return parse_yaml(path.read_bytes().decode("utf-8"), name)
+    except (UnicodeDecodeError, YamlProblem, yaml.YAMLError) as exc:
+        raise Refused(f"it would not read back: {exc}") from None
 
 
 # -- release --------------------------------------------------------------------------------------
@@ -109,6 +162,10 @@ def release(
         raise Refused(f"{version!r} is not a version like 1.2.0")
     if not changes:
         raise Refused("say what changed (--change TEXT)")
+    scalars = [
+        text_scalar(c, "--change" if len(changes) == 1 else f"--change #{i}")
+        for i, c in enumerate(changes, start=1)
+    ]
     contents = read_pack(root)
     if contents.manifest is None:
         raise Refused(f"{root / MANIFEST} cannot be read: fix it first (`caveat rules check`)")
@@ -135,7 +192,7 @@ def release(
         f"{indent}- version: {version}\n"
         f"{indent}  date: {date}\n"
         f"{indent}  changes:\n"
-        + "".join(f"{indent}    - {_yaml_str(c)}\n" for c in changes)
+        + "".join(f"{indent}    - {scalar}\n" for scalar in scalars)
         + f"{indent}  digest: {digest}\n"
     )
     empty = re.search(r"(?m)^changelog:[ \t]*\[[ \t]*\][ \t]*(#.*)?$", text)
@@ -151,7 +208,28 @@ def release(
     else:
         text = text.rstrip("\n") + "\nchangelog:\n" + entry
     original = path.read_text(encoding="utf-8")
-    write_atomically(path, text)
+    expected = ChangelogEntry(
+        version=version, date=dt.date.fromisoformat(date), changes=list(changes), digest=digest
+    )
+
+    def check(temp: Path) -> None:
+        data = _read_back(temp, str(path))
+        try:
+            manifest = Manifest.model_validate(data, strict=True)
+        except ValidationError as exc:
+            raise Refused(f"it would not be a valid manifest: {_first(exc)}") from None
+        contents.files[MANIFEST] = temp.read_bytes()
+        if manifest.version != version or manifest.changelog[:1] != [expected]:
+            raise Refused("the version or the changelog entry would not read back as given")
+        if contents.digest() != digest:
+            raise Refused("the pack's digest would change")
+
+    try:
+        write_atomically(path, text, check)
+    except Refused as exc:
+        raise Refused(
+            f"the release could not be recorded in {path}; it was left as it was ({exc})"
+        ) from None
     after = read_pack(root)
     if (
         after.errors
@@ -179,14 +257,14 @@ def _review_text(
     indent: str, by: str, date: str, version: str, unreleased: bool, note: str | None
 ) -> str:
     lines = [
-        f"{indent}- by: {_yaml_str(by)}",
+        f"{indent}- by: {yaml_scalar(by)}",
         f"{indent}  date: {date}",
         f"{indent}  version: {version}",
     ]
     if unreleased:
         lines.append(f"{indent}  unreleased: true")
     if note:
-        lines.append(f"{indent}  note: {_yaml_str(note)}")
+        lines.append(f"{indent}  note: {yaml_scalar(note)}")
     return "\n".join(lines) + "\n"
 
 
@@ -236,6 +314,14 @@ def review(
     edit like any other: the digest changes, and a release carries it."""
     if not by.strip():
         raise Refused("say who reviewed (--by NAME)")
+    text_scalar(by, "--by", one_line=True)
+    if len(by.strip()) > MAX_REVIEWER:
+        raise Refused(
+            f"--by is {len(by.strip())} characters long: a name has at most {MAX_REVIEWER}"
+        )
+    note = note or None  # an empty note is no note
+    if note is not None:
+        text_scalar(note, "--note")
     contents = read_pack(root)
     if contents.errors or contents.manifest is None:
         raise Refused(
@@ -276,8 +362,8 @@ def review(
                 if not isinstance(data, PosDict) or data.mark is None:
                     raise Refused(f"rule {rid} is not a block mapping in {file}")
                 _insert_review(lines, data, ends[rid], entry)
+            write_atomically(path, "".join(lines), _review_check(file, rids, entry))
             originals[path] = text
-            write_atomically(path, "".join(lines))
         after = read_pack(root)
         for rid in rule_ids:
             rule = next((r for r in after.rules if r.id == rid), None)
@@ -293,3 +379,37 @@ def review(
             write_atomically(path, text)
         raise
     return list(originals)
+
+
+def _review_check(
+    file: str, rule_ids: list[str], entry: dict[str, object]
+) -> Callable[[Path], None]:
+    """A check of a rule file written with a review added, before it replaces the old one: each
+    rule reads back, and its last review is the one recorded."""
+
+    def check(temp: Path) -> None:
+        try:
+            data = _read_back(temp, file)
+        except Refused as exc:
+            raise Refused(
+                f"the review could not be recorded in {file}: {exc}; nothing was changed"
+            ) from None
+        items = data.get("rules") if isinstance(data, dict) else None
+        found = {i.get("id"): i for i in items or [] if isinstance(i, dict)}
+        for rid in rule_ids:
+            try:
+                rule = Rule.model_validate(found.get(rid), strict=True)
+            except ValidationError as exc:
+                raise Refused(
+                    f"the review of {rid} could not be recorded in {file} ({_first(exc)}); "
+                    "nothing was changed"
+                ) from None
+            last = rule.reviews[-1] if rule.reviews else None
+            wanted = (entry["by"], entry["date"], entry["note"])
+            if last is None or (last.by, str(last.date), last.note) != wanted:
+                raise Refused(
+                    f"the review of {rid} would not read back as given in {file}; "
+                    "nothing was changed"
+                )
+
+    return check

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..batch import default_workers
+from ..batch import CHUNK, default_workers
+from ..cleantext import printable
 from ..errors import BatchError, PackError
 from ..pack import bundled_pack_path, read_pack
+from ..reading import DEFAULT_LIMITS, FILE_OPTION, LINE_OPTION, size_text
 from ..reports import FORMATS
+from ..workers import MAX_WORKERS
 from .batch import atomic_output, cmd_batch
-from .common import EXIT_INPUT, EXIT_OK, Abandon, Usage, say, stderr
+from .common import EXIT_INPUT, EXIT_OK, Abandon, Usage, say, size, stderr
 from .rules import (
     cmd_check,
     cmd_coverage,
@@ -69,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     pack_help = "knowledge pack directory (default: ./rules if there is one, else the bundled pack)"
     edit_help = "knowledge pack directory to edit (default: ./rules)"
     draft_help = "also evaluate draft rules (left out by default; retired rules never run)"
+    scenario_limit: dict[str, Any] = dict(
+        dest="max_file_size",
+        type=size,
+        default=DEFAULT_LIMITS.scenario_file,
+        metavar="SIZE",
+        help="refuse a scenario file larger than this, e.g. 4M (default: "
+        f"{size_text(DEFAULT_LIMITS.scenario_file)})",
+    )
     today_help = (
         "judge reviews overdue as of this date, YYYY-MM-DD (default: $CAVEAT_TODAY, else today)"
     )
@@ -84,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also show statements that hold whatever the scenario (class, pharmacology)",
     )
     ev.add_argument("--include-draft", action="store_true", help=draft_help)
+    ev.add_argument(FILE_OPTION, **scenario_limit)
     ev.add_argument("--pack", metavar="DIR", help=pack_help)
     ev.set_defaults(func=cmd_evaluate)
 
@@ -92,14 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate case files and directories, check their expectations, and report",
         description="Evaluate cases (YAML/JSON files, YAML lists, JSON Lines; directories are "
         "searched recursively; - reads JSON Lines from stdin) and check their expectations. "
-        "Exit status: 0 all met, 1 an expectation failed, 2 some input was unreadable or invalid.",
+        "Exit status: 0 all met (or the reader of standard output went away), 1 an expectation "
+        "failed, 2 some input was unreadable or invalid, or the batch could not go on (a worker "
+        "died, the report could not be written); 130, 143 or 129 when stopped by SIGINT "
+        "(Ctrl-C), SIGTERM or SIGHUP.",
     )
     ba.add_argument("paths", nargs="+", metavar="PATH", help="case file or directory, or -")
     ba.add_argument(
         "--workers",
         type=int,
         metavar="N",
-        help=f"worker processes (default: the number of cores, {default_workers()})",
+        help=f"worker processes (default: the number of cores, {default_workers()}); never "
+        f"more than the input has chunks of {CHUNK} cases, and at most {MAX_WORKERS}: more is "
+        f"taken as {MAX_WORKERS}, with a note",
     )
     ba.add_argument(
         "--format",
@@ -107,7 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="report format (default: from --out's suffix, else table on a terminal "
         "and jsonl otherwise)",
     )
-    ba.add_argument("--out", metavar="FILE", help="write the report here (atomically)")
+    ba.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the report here: a file appears only once complete (written aside, then "
+        "renamed; a symlink's target is replaced, the link kept); a device, FIFO or /dev/stdout "
+        "is written directly; a directory is refused",
+    )
     ba.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     ba.add_argument(
         "--background",
@@ -115,6 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="include the statements that hold whatever the scenario",
     )
     ba.add_argument("--include-draft", action="store_true", help=draft_help)
+    ba.add_argument(
+        FILE_OPTION,
+        type=size,
+        default=DEFAULT_LIMITS.case_file,
+        metavar="SIZE",
+        help="refuse a YAML or JSON case file larger than this, e.g. 64M (default: "
+        f"{size_text(DEFAULT_LIMITS.case_file)})",
+    )
+    ba.add_argument(
+        LINE_OPTION,
+        type=size,
+        default=DEFAULT_LIMITS.json_line,
+        metavar="SIZE",
+        help="refuse a JSON Lines record longer than this, e.g. 4M (default: "
+        f"{size_text(DEFAULT_LIMITS.json_line)})",
+    )
     ba.add_argument("--pack", metavar="DIR", help=pack_help)
     ba.set_defaults(func=cmd_batch)
 
@@ -126,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--background", action="store_true", help="also list background statements")
     ex.add_argument("--include-draft", action="store_true", help=draft_help)
     ex.add_argument("--format", choices=("text", "json"), default="text")
+    ex.add_argument(FILE_OPTION, **scenario_limit)
     ex.add_argument("--pack", metavar="DIR", help=pack_help)
     ex.set_defaults(func=cmd_explain)
 
@@ -227,17 +268,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(err, "error", "the knowledge pack cannot be loaded:")
         for p in exc.problems:
             if p.severity == "error":
-                err.print(f"  {p}", markup=False)
+                err.print(f"  {printable(str(p))}", markup=False)
         return EXIT_INPUT
     except Abandon as stop:
         return stop.status
     except Usage as exc:
         say(stderr(), "error", str(exc))
         return EXIT_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or (in a batch) SIGTERM or SIGHUP
         stderr().print("interrupted")
-        return 130
-    except BrokenPipeError:
+        return int(getattr(stop, "status", 130))
+    except BrokenPipeError:  # the reader went away (`caveat ... | head`): a quiet success
+        _drop_stdout()
         return EXIT_OK
     except BatchError as exc:
         say(stderr(), "error", str(exc))
@@ -246,6 +288,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         say(stderr(), "error", f"{where}{exc.strerror or exc}")
         return EXIT_INPUT
+
+
+def _drop_stdout() -> None:
+    """Send what is left for standard output to /dev/null: flushed at exit into the closed pipe,
+    it would fail again, noisily ("Exception ignored ... BrokenPipeError", exit status 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # (no real standard output: nothing to flush)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
+import signal
+import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from rich.progress import (
     BarColumn,
@@ -24,15 +28,24 @@ from rich.text import Text
 
 from ..batch import JSON_LINES, default_workers, run_chunks
 from ..cases import cases_in, read_cases
+from ..reading import Limits
 from ..reports import SUFFIXES, WRITERS, Summary, TableWriter
-from .common import EXIT_INPUT, Abandon, load_pack, say, stderr, stdout
+from ..workers import MAX_WORKERS, STOP_SIGNALS, deferred_signals
+from .common import EXIT_INPUT, Abandon, Interrupted, Usage, load_pack, say, stderr, stdout
+
+fcntl: Any
+try:
+    import fcntl
+except ImportError:  # (Windows: no locks, so no telling a stale temporary file from a live one)
+    fcntl = None
 
 
-def _count_cases(paths: Sequence[str]) -> int | None:
+def _count_cases(paths: Sequence[str], limits: Limits) -> int | None:
     """How many cases the inputs hold, for the progress bar (None when reading stdin)."""
     if "-" in paths:
         return None
-    return sum(cases_in(item) for item in read_cases(list(paths), parse_json_lines=False))
+    items = read_cases(list(paths), parse_json_lines=False, limits=limits)
+    return sum(cases_in(item) for item in items)
 
 
 class _RateColumn(ProgressColumn):
@@ -78,17 +91,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if workers < 1:
         say(err, "error", "--workers must be at least 1")
         return EXIT_INPUT
-    if args.out and not Path(args.out).parent.is_dir():
-        say(err, "error", f"cannot write {args.out}: no such directory")
-        return EXIT_INPUT
+    if workers > MAX_WORKERS:
+        if not args.quiet:
+            note = f"--workers {workers} is more than the most a batch runs; running {MAX_WORKERS}"
+            say(err, "note", note, style="bold yellow")
+        workers = MAX_WORKERS
+    target = output_target(args.out) if args.out else None  # refused now, not after the work
     summary = Summary(kb)
-    total = _count_cases(args.paths) if show_progress else None
-    with atomic_output(args.out) as out:
+    limits = Limits(case_file=args.max_file_size, json_line=args.max_line_size)
+    with _signals_stop_the_batch(), atomic_output(args.out) as out:
+        total = _count_cases(args.paths, limits) if show_progress else None
         writer = WRITERS[fmt](out, kb)
         if fmt == "table" and args.out is None:
             writer = TableWriter(out, kb, console=stdout())
         chunks = run_chunks(
-            read_cases(args.paths, parse_json_lines=False),
+            read_cases(args.paths, parse_json_lines=False, limits=limits),
             kb=kb,
             workers=workers,
             include_background=args.background,
@@ -98,20 +115,24 @@ def cmd_batch(args: argparse.Namespace) -> int:
             frame=writer.frame or JSON_LINES,
         )
         try:
-            with _progress(show_progress, total) as advance:
-                for chunk in chunks:
-                    writer.add_chunk(chunk)
-                    summary.add_chunk(chunk)
-                    advance(chunk.size)
-        except KeyboardInterrupt:
+            with contextlib.closing(chunks):  # however the loop ends, the workers are stopped
+                with _progress(show_progress, total) as advance:
+                    for chunk in chunks:
+                        writer.add_chunk(chunk)
+                        summary.add_chunk(chunk)
+                        advance(chunk.size)
+                writer.end(summary)
+        except KeyboardInterrupt as stop:
             summary.interrupted = True
-            chunks.close()
+            status = stop.status if isinstance(stop, Interrupted) else 130
+            label = "interrupted"
+            if isinstance(stop, Interrupted) and stop.signum != signal.SIGINT:
+                label += f" by {signal.Signals(stop.signum).name}"
             done = f"stopped the workers; {summary.counts_line()}"
-            say(err, "interrupted", done, style="bold yellow")
-            if args.out:
+            say(err, label, done, style="bold yellow")
+            if target is not None and not target.direct:
                 err.print(Text(f"{args.out} was left as it was"))
-            raise Abandon(130) from None
-        writer.end(summary)
+            raise Abandon(status) from None
     if not args.quiet:
         style = "bold red" if summary.exit_code else "bold green"
         err.print(summary.counts_line(), style=style)
@@ -119,32 +140,178 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
+def _signals_stop_the_batch() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise `Interrupted` (a KeyboardInterrupt) in the main thread, to
+    be handled as Ctrl-C always was: stop the workers, remove the temporary files, say what was
+    done. The first also blocks all three in this thread and sets their handlers to do nothing,
+    so that cleanup runs once and quietly however many follow: they stay so, for the command is
+    about to exit. (Not SIG_IGN: Python warns of a signal that came while its handler was being
+    set to SIG_IGN; nor a handler left to the interpreter, which resets it as it exits.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    fired = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal fired
+        fired = True
+        for each in STOP_SIGNALS:
+            signal.signal(each, _nothing)
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        raise Interrupted(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        if not fired:
+            for signum, handler in previous.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+
+
+def _nothing(signum: int, frame: object) -> None:
+    pass
+
+
+class Output(NamedTuple):
+    """Where --out writes: `path` itself, in place (`direct`), or a temporary file beside `path`
+    that is renamed over it once complete."""
+
+    path: Path
+    direct: bool
+
+
+def output_target(path: str) -> Output:
+    """Where --out writes, checked before any work is done (raises Usage):
+
+    - an existing directory is refused;
+    - an existing file that is not a regular file (a terminal, a pipe or FIFO, a character
+      device such as /dev/null), or that is standard output (/dev/stdout, whatever it is), is
+      written directly, in place: never replaced, and a report cut short stays cut short there;
+    - anything else (a regular file, or a new name in an existing directory) is written to a
+      temporary file beside it, renamed over it once complete. A symbolic link is followed: the
+      file it points to is replaced, and the link kept."""
+    try:
+        info: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise Usage(f"cannot write {path}: {exc.strerror}") from None
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise Usage(f"cannot write {path}: it is a directory")
+        if not stat.S_ISREG(info.st_mode) or _is_stdout(info):
+            return Output(Path(path), direct=True)
+    real = Path(os.path.realpath(path))
+    if not real.parent.is_dir():
+        raise Usage(f"cannot write {path}: no such directory")
+    return Output(real, direct=False)
+
+
+@contextlib.contextmanager
 def atomic_output(path: str | None) -> Iterator[BinaryIO]:
-    """Standard output, or a file that appears only once complete (written aside, then renamed):
-    an interrupted run never leaves a half-written report over a good one."""
+    """Standard output, or --out as `output_target` says. A regular file appears only once
+    complete (written aside, then renamed), so that a run cut short leaves neither half a report
+    over a good one nor a temporary file; but a run killed outright (SIGKILL) cannot remove its
+    temporary file: the next run to the same --out does. An error writing names --out."""
     if path is None:
         sys.stdout.flush()
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    target = Path(path)
-    with tempfile.NamedTemporaryFile(
-        "wb",
-        dir=target.parent,
-        prefix=f".{target.name}.",
-        suffix=".tmp",
-        delete=False,
-    ) as handle:
-        temp = Path(handle.name)
-        try:
+    target = output_target(path)
+    if target.direct:
+        with _naming(path):
+            if _is_stdout(os.stat(path)):  # (its own descriptor: a file opened anew is truncated)
+                sys.stdout.flush()
+                yield sys.stdout.buffer
+                sys.stdout.buffer.flush()
+            else:
+                with open(path, "wb") as direct:
+                    yield direct
+        return
+    _remove_stale_temps(target.path)
+    try:
+        fd, name = tempfile.mkstemp(
+            dir=target.path.parent, prefix=f".{target.path.name}.", suffix=".tmp"
+        )
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
+    temp = Path(name)
+    handle = os.fdopen(fd, "wb")
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # held until the file is renamed or removed
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with _naming(path):
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            os.fsync(fd)
             umask = os.umask(0)
             os.umask(umask)
-            os.chmod(handle.fileno(), 0o666 & ~umask)  # as a plain open() would have made it
-        except BaseException:
+            os.chmod(fd, 0o666 & ~umask)  # as a plain open() would have made it
+            os.replace(temp, target.path)
             handle.close()
-            temp.unlink(missing_ok=True)
-            raise
-    os.replace(temp, target)
+    except BaseException:
+        with deferred_signals():
+            temp.unlink(missing_ok=True)  # first: closing can fail again (a full disk)
+            with contextlib.suppress(OSError):
+                handle.close()
+        raise
+
+
+@contextlib.contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """An OSError that names no file names --out (a write failed: disk full, file too large)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and not isinstance(exc, BrokenPipeError):
+            exc.filename = path
+        raise
+
+
+def _is_stdout(info: os.stat_result) -> bool:
+    try:
+        return os.path.samestat(info, os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):  # (no standard output, or not a real one)
+        return False
+
+
+_TEMP_NAME = re.compile(r"[a-z0-9_]{8}")  # the random part of a tempfile name
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Remove the temporary files that runs killed outright (SIGKILL, a crash, a power cut) left
+    beside `target`. A writer holds a lock on its temporary file until it has renamed or removed
+    it, and the kernel drops the lock when the writer dies: a temporary file nobody holds is
+    stale. (One made in the instant before its writer locks it could be taken for stale by a
+    run starting in that very instant: then the writer fails when it renames it.)"""
+    if fcntl is None:
+        return
+    prefix, suffix = f".{target.name}.", ".tmp"
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return
+    for name in names:
+        random = name[len(prefix) : -len(suffix)]
+        if not (name.startswith(prefix) and name.endswith(suffix) and _TEMP_NAME.fullmatch(random)):
+            continue
+        stale = target.parent / name
+        try:
+            fd = os.open(stale, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(fd), os.lstat(stale)):
+                os.unlink(stale)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

@@ -3,7 +3,9 @@ and the exit statuses."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -14,9 +16,12 @@ from rich.console import Console
 from rich.text import Text
 
 from ..authoring import default_cases
+from ..cleantext import printable
 from ..knowledge_base import KnowledgeBase, load_knowledge_base
 from ..pack import MANIFEST, bundled_pack_path
+from ..reading import DEFAULT_LIMITS, FILE_OPTION, InputError, decode, parse_size, read_stream
 from ..scenario import read_document
+from ..yamlfile import YamlProblem
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
@@ -35,25 +40,33 @@ def today() -> dt.date:
         raise Usage(f"{TODAY_VARIABLE}={value!r} is not a date like 2026-11-25") from None
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A closed pipe (`caveat ... | head`) is for `main` to handle, as for output written
+        without rich: rich would exit with status 1, which says an expectation failed."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 def stdout() -> Console:
-    console = Console(highlight=False)
+    console = _Console(highlight=False)
     if not console.is_terminal:
         # never break lines of text for a pipe or a file; tables get a fixed, generous width
-        console = Console(highlight=False, width=110, soft_wrap=True)
+        console = _Console(highlight=False, width=110, soft_wrap=True)
     return console
 
 
 def stderr() -> Console:
-    console = Console(stderr=True, highlight=False)
+    console = _Console(stderr=True, highlight=False)
     if not console.is_terminal:
-        console = Console(stderr=True, highlight=False, width=110, soft_wrap=True)
+        console = _Console(stderr=True, highlight=False, width=110, soft_wrap=True)
     return console
 
 
 def say(console: Console, label: str, message: str, style: str = "bold red") -> None:
     """'label: message', the message printed as plain text (never read as rich markup)."""
     line = Text(f"{label}: ", style=style)
-    line.append(message)
+    line.append(printable(message, newlines=True))  # input echoed: no control character obeyed
     console.print(line)
 
 
@@ -99,6 +112,16 @@ class Usage(Exception):
     """A command cannot run as asked: say why and exit 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP stopped the command, which exits with 128 + the signal's number
+    (130, 143, 129), as a shell reports a command a signal killed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.status = 128 + signum
+
+
 class Abandon(Exception):
     """Leave the command with this exit status, discarding the output file."""
 
@@ -107,7 +130,22 @@ class Abandon(Exception):
         self.status = status
 
 
-def read_scenario_document(name: str) -> Any:
+def read_scenario_document(name: str, limit: int = DEFAULT_LIMITS.scenario_file) -> Any:
+    """The document in a scenario file, or on standard input ("-"; JSON is YAML too), of at
+    most `limit` bytes (raises YamlProblem)."""
     if name == "-":
-        return read_document("<stdin>", sys.stdin.read())  # JSON is YAML too
-    return read_document(name)
+        what = "a scenario file"
+        try:
+            data = read_stream(sys.stdin.buffer, limit, "<stdin>", what, FILE_OPTION)
+        except InputError as exc:
+            raise YamlProblem("<stdin>", None, exc.reason) from None
+        return read_document("<stdin>", decode(data, "<stdin>"))
+    return read_document(name, limit=limit)
+
+
+def size(text: str) -> int:
+    """An argparse type: a size such as 16M, 512K or 2G, in bytes."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -180,8 +180,8 @@ def cmd_new(args: argparse.Namespace) -> int:
             source_id=args.source,
             cases_dir=Path(cases_dir),
         )
-    except (ValueError, KeyError) as exc:
-        raise Usage(str(exc).strip("'")) from None
+    except ValueError as exc:
+        raise Usage(str(exc)) from None
     print(f"created {made.rule_file} (sentence {made.sentence})")
     print(f"created {made.case_file} (a case where it applies and a near miss)")
     print(f"concepts in the sentence: {', '.join(made.concepts) or 'none found'}")

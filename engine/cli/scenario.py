@@ -10,6 +10,7 @@ from typing import Any
 from rich.text import Text
 
 from ..cases import CASE_KEYS
+from ..cleantext import printable
 from ..errors import ScenarioError
 from ..evaluate import run
 from ..explain import explain, render_explanation
@@ -28,10 +29,10 @@ from .common import (
 )
 
 
-def _scenario(name: str) -> Any:
+def _scenario(name: str, limit: int) -> Any:
     """The scenario in a file (or - for stdin), its case keys left out."""
     try:
-        data = read_scenario_document(name)
+        data = read_scenario_document(name, limit)
     except YamlProblem as exc:
         raise Usage(str(exc)) from None
     if isinstance(data, list):
@@ -48,13 +49,13 @@ def _invalid(name: str, exc: ScenarioError) -> int:
     err = stderr()
     say(err, "error", f"invalid scenario in {name}:")
     for problem in exc.problems:
-        err.print(Text(f"  {problem}"))
+        err.print(Text(f"  {printable(str(problem))}"))
     return EXIT_INPUT
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     kb = load_pack(args.pack)
-    data = _scenario(args.file)
+    data = _scenario(args.file, args.max_file_size)
     try:
         result = run(
             kb,
@@ -77,7 +78,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     kb = load_pack(args.pack)
     if args.rule and args.rule not in kb.rule_index:
         raise Usage(f"no rule {args.rule!r}{did_you_mean(args.rule, kb.rule_index)}")
-    data = _scenario(args.file)
+    data = _scenario(args.file, args.max_file_size)
     try:
         explanation = explain(
             kb,

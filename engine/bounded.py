@@ -1,0 +1,34 @@
+"""Bounded caches: what the engine remembers about input never grows without limit.
+
+The engine remembers work done for a spelling, a code or a scenario item, because the same few
+come back again and again over a case library. Input can also be new every time (a stream of
+made-up labels and codes), so every cache that input can fill is a plain dict written only through
+`remember`, which first drops the oldest entry once the dict holds its bound (first in, first
+out). A lookup stays a plain dict read, with no lock and no bookkeeping; an entry dropped while
+still in use costs working it out once more. Pure functions of one argument use
+`functools.lru_cache` with a `maxsize` instead, which is the same idea.
+
+Writers take one lock, so that threads sharing a knowledge base never see a cache over its bound
+or a dict changing size while the oldest entry is found; readers need none.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_lock = threading.Lock()
+
+
+def remember(cache: dict[K, V], key: K, value: V, bound: int) -> V:
+    """Store `value` under `key`, dropping the oldest entries first so that the cache never holds
+    more than `bound` entries; return the value."""
+    with _lock:
+        if key not in cache:
+            while len(cache) >= bound:
+                del cache[next(iter(cache))]
+        cache[key] = value
+    return value
