@@ -572,3 +572,15 @@ def test_the_pack_loader_raises_only_pack_errors(tmp_path_factory, which, how, t
         KnowledgeBase(contents)
     except PackError as exc:
         assert exc.problems
+
+
+def test_rules_test_prints_no_control_character_of_a_case(tmp_path: Path):
+    path = tmp_path / "cases.yaml"
+    path.write_text(
+        '- id: "evil\\e]0;pwned\\a\\e[2J\\ud800"\n  conditions: [panic disorder]\n'
+        "  expect: {applies: [primary-uses]}\n"
+    )
+    run = caveat("rules", "test", str(path))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "ERROR evil\\x1b]0;pwned\\x07\\x1b[2J\\ud800" in run.stdout
+    assert not any(ch in run.stdout for ch in "\x1b\x07")

@@ -26,6 +26,7 @@ from ..authoring import (
 )
 from ..authoring.library import mentions
 from ..batch import run_chunks
+from ..cleantext import printable
 from ..knowledge_base import KnowledgeBase, load_knowledge_base
 from ..pack import MANIFEST
 from ..reports import Summary, actual
@@ -58,7 +59,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         for problem in report.problems:
-            print(problem)
+            print(printable(str(problem)))
         print(f"{root}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     return EXIT_FAILED if report.errors else EXIT_OK
 
@@ -91,9 +92,9 @@ def cmd_test(args: argparse.Namespace) -> int:
             if record.status not in ("fail", "error") and not args.verbose:
                 continue
             where = f"{record.path}:{record.line}" if record.line else record.path
-            print(f"{record.status.upper():5} {record.case}  ({where})")
+            print(printable(f"{record.status.upper():5} {record.case}  ({where})"))
             for problem in record.problems:
-                print(f"      {problem}")
+                print(printable(f"      {problem}"))
             if record.status == "fail":
                 print(f"      {actual([r for r, _, _ in record.applied], record.undetermined)}")
     print(summary.counts_line())
@@ -206,9 +207,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
             f"{result.cases} cases"
         )
         for change in result.changed:
-            print(f"changed: {change.case}  ({change.path})")
+            print(printable(f"changed: {change.case}  ({change.path})"))
             for line in change.changes:
-                print(f"    {line}")
+                print(printable(f"    {line}"))
         print(f"{len(result.changed)} changed, {result.unchanged} unchanged")
     return EXIT_FAILED if args.fail_on_change and result.changed else EXIT_OK
 
