@@ -294,6 +294,10 @@ def _what(value: Any) -> str:
         return f"true/false ({value!r})"
     if isinstance(value, int | float):
         return f"a number ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
     return f"a {type(value).__name__}"
 
 
