@@ -20,7 +20,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
-from .cases import CaseEntry, Outcome, cases_in, entries_of, run_case
+from .cases import CaseEntry, Lines, Outcome, cases_in, entries_of, run_case
 from .cleantext import no_surrogates
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 from .workers import MAX_WORKERS, Crew, spool
@@ -259,23 +259,28 @@ def run_chunks(
         gc.unfreeze()
 
 
-_UNPICKLABLE = (RecursionError, pickle.PicklingError, TypeError, AttributeError, ValueError)
-
-
 def _pickled(task: tuple[Any, ...]) -> bytes:
-    """A task as bytes for a worker. An input that cannot be pickled (nested too deeply, or not
-    plain data) becomes its case's error, instead of stopping the batch."""
+    """A task as bytes for a worker. An input that cannot be handed over becomes its case's error,
+    instead of stopping the batch: one that cannot be pickled (nested too deeply, not plain data,
+    or whatever else its pickling raises), or an object of the Python API's that pickles but
+    cannot be unpickled (a worker could not read its chunk). Cases read by `read_cases` are
+    plain data and are not unpickled here."""
+    chunk, *rest = task
     try:
-        return pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
-    except _UNPICKLABLE:
-        chunk, *rest = task
+        data = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+        if not all(isinstance(item, (CaseEntry, Lines)) for item in chunk):
+            pickle.loads(data)
+        return data
+    except Exception:
         return pickle.dumps(([_shippable(item) for item in chunk], *rest), pickle.HIGHEST_PROTOCOL)
 
 
 def _shippable(item: Any) -> Any:
     try:
-        pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
-    except _UNPICKLABLE as exc:
+        data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+        if not isinstance(item, (CaseEntry, Lines)):
+            pickle.loads(data)
+    except Exception as exc:
         path = item.path if isinstance(item, CaseEntry) else "<input>"
         index = item.index if isinstance(item, CaseEntry) else 0
         why = "nested too deeply" if isinstance(exc, RecursionError) else "not plain data"

@@ -9,11 +9,16 @@ still in use costs working it out once more. Pure functions of one argument use
 `functools.lru_cache` with a `maxsize` instead, which is the same idea.
 
 Writers take one lock, so that threads sharing a knowledge base never see a cache over its bound
-or a dict changing size while the oldest entry is found; readers need none.
+or a dict changing size while the oldest entry is found; readers need none. The lock is held across
+a fork (os.register_at_fork): a batch worker forked while another thread was writing a cache would
+otherwise start with it taken, by a thread it does not have, and wait for ever at its first new
+spelling. No other lock is ever taken while it is held, so the order in which fork hooks take their
+locks does not matter for this one.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TypeVar
 
@@ -21,6 +26,11 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _lock = threading.Lock()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_lock.release
+    )
 
 
 def remember(cache: dict[K, V], key: K, value: V, bound: int) -> V:

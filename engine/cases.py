@@ -24,11 +24,12 @@ from .reading import (
     InputError,
     Limits,
     Refused,
+    blocking,
     case_files,
     size_text,
 )
 from .result import Result
-from .scenario import read_document
+from .scenario import CASE_FILE_VALUES, read_document
 from .yamlfile import YamlProblem, parse_json
 
 if TYPE_CHECKING:
@@ -242,9 +243,12 @@ def _jsonl_blocks(
         line += 1
         return entry
 
+    first = True
     while piece := read(BLOCK):
         if isinstance(piece, str):  # a text stream with no bytes underneath (io.StringIO)
             piece = piece.encode("utf-8")
+        if first:
+            piece, first = piece.removeprefix(b"\xef\xbb\xbf"), False  # a byte-order mark
         cut = piece.rfind(b"\n") + 1
         if skipping:
             end = piece.find(b"\n")
@@ -310,8 +314,9 @@ def read_cases(
             continue
         if path == "-":
             handle = stdin if stdin is not None else sys.stdin
+            blocking(handle)
             blocks = _jsonl_blocks(handle, "<stdin>", limits.json_line)
-            yield from _jsonl(blocks, parse_json_lines)
+            yield from _records_or_none(_jsonl(blocks, parse_json_lines), "<stdin>")
             continue
         assert isinstance(path, Path)
         name = str(path)
@@ -319,20 +324,24 @@ def read_cases(
             try:
                 with _open_lines(path) as handle:
                     blocks = _jsonl_blocks(handle, name, limits.json_line)
-                    yield from _jsonl(blocks, parse_json_lines)
+                    yield from _records_or_none(_jsonl(blocks, parse_json_lines), name)
             except InputError as exc:
                 yield CaseEntry(path=name, index=0, error=str(exc))
             except OSError as exc:
                 yield CaseEntry(path=name, index=0, error=f"{name}: cannot read: {exc.strerror}")
             continue
         try:
-            data = read_document(path, limit=limits.case_file, what="a case file")
+            data = read_document(
+                path, limit=limits.case_file, what="a case file", max_values=CASE_FILE_VALUES
+            )
         except YamlProblem as exc:
             yield CaseEntry(
                 path=name, index=0, line=exc.mark.line if exc.mark else None, error=str(exc)
             )
             continue
-        if isinstance(data, list):
+        if isinstance(data, list) and not data:
+            yield CaseEntry(path=name, index=0, line=1, error=f"{name}: the list holds no cases")
+        elif isinstance(data, list):
             marks = getattr(data, "item_marks", None)
             for i, item in enumerate(data):
                 line = marks[i].line if marks else None
@@ -341,6 +350,19 @@ def read_cases(
             yield CaseEntry(path=name, index=0, error=f"{name}: the file is empty")
         else:
             yield CaseEntry(path=name, index=0, line=1, data=data)
+
+
+def _records_or_none(items: Iterator[Any], name: str) -> Iterator[Any]:
+    """JSON Lines as read, or an error for a stream that holds no record at all (an empty file
+    is not taken for a set of cases that all passed)."""
+    records = 0
+    for item in items:
+        records += cases_in(item)
+        yield item
+    if records == 0:
+        yield CaseEntry(
+            path=name, index=0, error=f"{name}: no records (empty, or blank lines only)"
+        )
 
 
 def _open_lines(path: Path) -> IO[bytes]:

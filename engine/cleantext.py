@@ -88,10 +88,16 @@ _LEADING = re.compile(r"^(\s*)(#|[-+]|\d{1,9}[.)])(?=\s|$|[-+#])")  # a heading 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
 
 
+# what GitHub-flavoured Markdown would turn into a link on its own: a scheme's "://", "www." and
+# the "@" of an e-mail address; a backslash before the punctuation keeps each plain text
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<![\w.])(www)(\.)|(@)")
+
+
 def markdown(text: str) -> str:
-    """The text as literal Markdown inline text: on one line, no HTML, no markup."""
+    """The text as literal Markdown inline text: on one line, no HTML, no markup, no link."""
     text = printable(_LINE_BREAK.sub(" ", text))
     text = _MARKDOWN.sub(lambda m: _MARKUP[m.group()], text)
+    text = _AUTOLINK.sub(lambda m: m.group(2) + "\\." if m.group(2) else "\\" + m.group(), text)
     return _LEADING.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], text)
 
 

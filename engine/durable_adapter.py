@@ -16,8 +16,9 @@ handled here and pinned by a test in tests/test_durable_adapter.py:
    a fact with too many properties is refused; one session is live per ruleset at a time.
 5. Identity: a fact asserted twice in one session is dropped: each evaluation asserts its one
    fact and retracts it once the actions are drained, so the session is empty for the next one.
-   (The session itself is kept: deleting and creating it costs twice what the matching does. It
-   is deleted whenever an evaluation fails part-way, and the next one starts from a new session.)
+   (The session itself is kept: deleting and creating it costs twice what the matching does.
+   When an evaluation fails part-way, its ruleset is abandoned, never deleted, and a new one made
+   in its place: deleting a session in which no action ran is defect 1, and crashed the process.)
 6. Errors inside actions are swallowed into the state: no Python action is ever run; firing is read
    off the action queue by rule name.
 7. Loose typing ("25" < 30, True == 1): the scenario is validated strictly before it gets here.
@@ -140,6 +141,9 @@ class DurableRulesets:
 
     def __init__(self, definitions: Sequence[dict[str, Any]], label: str = "pack") -> None:
         self._handles: list[int] = []
+        self._json: list[str] = []  # each ruleset's definition, to make it anew
+        self._abandoned: list[int] = []  # rulesets whose evaluation failed: never touched again
+        self._label = label
         self._lock = threading.Lock()
         with _registry_lock:  # (not while a fork is being prepared: see _before_fork)
             _live[next(_serials)] = self
@@ -147,12 +151,13 @@ class DurableRulesets:
             for definition in definitions:
                 ruleset = {name: _guarded(rule) for name, rule in definition.items()}
                 ruleset[SENTINEL_RULE] = {"all": [{"m": GUARD}]}
-                name = f"{label}-{next(_names)}"
-                self._handles.append(_dre.create_ruleset(name, to_json(ruleset)))
+                self._json.append(to_json(ruleset))
+                self._handles.append(_dre.create_ruleset(f"{label}-{next(_names)}", self._json[-1]))
         except _dre.error as exc:
             self.close()
             raise EngineError(f"durable_rules refused a compiled ruleset: {exc}") from None
-        self._finalizer = weakref.finalize(self, _delete_rulesets, list(self._handles))
+        # (the list itself: a ruleset made anew after a failure is deleted with the rest)
+        self._finalizer = weakref.finalize(self, _delete_rulesets, self._handles)
 
     def close(self) -> None:
         handles, self._handles = self._handles, []
@@ -171,13 +176,29 @@ class DurableRulesets:
         payload = encode_fact(fact)
         fired: list[str] = []
         with self._lock:
-            for handle in self._handles:
-                self._fire_one(handle, payload, fired)
+            for index, handle in enumerate(self._handles):
+                done = False
+                try:
+                    done = self._fire_one(handle, payload, fired)
+                finally:
+                    if not done:
+                        self._renew(index)
         return fired
 
+    def _renew(self, index: int) -> None:
+        """Put a new ruleset in the place of one whose evaluation failed part-way. The old one is
+        abandoned, never deleted nor cleared: no action ran in its session, and deleting that
+        session is defect 1 again (it crashed the process: `free(): invalid pointer`)."""
+        self._abandoned.append(self._handles[index])
+        try:
+            name = f"{self._label}-{next(_names)}"
+            self._handles[index] = _dre.create_ruleset(name, self._json[index])
+        except _dre.error as exc:
+            raise EngineError(f"durable_rules could not renew a ruleset: {exc}") from None
+
     @staticmethod
-    def _fire_one(handle: int, payload: str, fired: list[str]) -> None:
-        done = False
+    def _fire_one(handle: int, payload: str, fired: list[str]) -> bool:
+        """Fire one ruleset; True when its session is left empty for the next evaluation."""
         try:
             code, state = _dre.assert_facts(handle, payload)
             if code == 2:
@@ -193,13 +214,9 @@ class DurableRulesets:
             if not started:
                 raise EngineError("durable_rules ran no action, not even the sentinel")
             # The session lives on, empty: a new one per evaluation would cost more than matching.
-            done = _dre.retract_facts(handle, payload)[0] == 0
+            return _dre.retract_facts(handle, payload)[0] == 0
         except _dre.error as exc:
             raise EngineError(f"durable_rules failed while matching: {exc}") from None
-        finally:
-            if not done:  # start the next evaluation from a new session
-                with contextlib.suppress(_dre.error):
-                    _dre.delete_state(handle, SID)
 
 
 def to_json(value: Any) -> str:

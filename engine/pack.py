@@ -23,6 +23,7 @@ from .caveats import Caveat, CaveatFile
 from .errors import PackProblem
 from .evidence import Source, SourceRecord
 from .manifest import MANIFEST, Category, ChangelogEntry, Manifest
+from .reading import InputError, MiB, read_limited
 from .references import check_references
 from .rules import Rule, RuleFile
 from .suggestions import did_you_mean
@@ -96,7 +97,7 @@ class PackContents:
             content = self.files[name]
             if name == MANIFEST:
                 content = _manifest_for_digest(content)
-            h.update(name.encode() + b"\0" + content + b"\0")
+            h.update(name.encode("utf-8", "surrogateescape") + b"\0" + content + b"\0")
         return h.hexdigest()
 
 
@@ -129,6 +130,9 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+PACK_FILE_LIMIT = 16 * MiB  # bytes of one pack file: a whole monograph is a few hundred KB
 
 
 class PackReader:
@@ -179,9 +183,9 @@ class PackReader:
             self.problem(name, None, outside, "path")
             return None
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            self.problem(name, None, f"cannot read: {exc.strerror or exc}", "io")
+            raw = read_limited(path, PACK_FILE_LIMIT, "a pack file", "", pipes=False)
+        except InputError as exc:
+            self.problem(name, None, exc.reason, "io")
             return None
         self.pack.files[str(path.relative_to(self.root))] = raw
         try:
@@ -383,9 +387,9 @@ def _read_source(reader: PackReader, path: Path) -> None:
     if text_path is None:
         return
     try:
-        raw = text_path.read_bytes()
+        raw = read_limited(text_path, PACK_FILE_LIMIT, "a source text", "", pipes=False)
         text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (InputError, OSError, UnicodeDecodeError) as exc:
         reader.problem(
             name, locate(data, ("text",)), f"cannot read source text {record.text}: {exc}"
         )

@@ -10,14 +10,16 @@ without a word.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,10 +38,10 @@ class Limits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     scenario_file: int = Field(
-        default=1 * MiB, gt=0, description="bytes of one scenario file (`caveat evaluate`)"
+        default=256 * KiB, gt=0, description="bytes of one scenario file (`caveat evaluate`)"
     )
     case_file: int = Field(
-        default=16 * MiB,
+        default=4 * MiB,
         gt=0,
         description="bytes of one YAML or JSON case file in a batch (JSON Lines files are "
         "read a line at a time, so only their lines are limited)",
@@ -114,7 +116,7 @@ def read_limited(
         raise InputError(name, f"cannot read: {_why(exc)}") from None
     regular = stat.S_ISREG(before.st_mode)
     if not (regular or (pipes and stat.S_ISFIFO(before.st_mode))):
-        raise InputError(name, f"{_kind(before.st_mode)}, not a file of cases: refused, not read")
+        raise InputError(name, f"{_kind(before.st_mode)}, not a regular file: refused, not read")
     if regular and before.st_size > limit:
         raise _too_large(name, limit, what, option)
     try:
@@ -126,12 +128,20 @@ def read_limited(
     with open(fd, "rb", closefd=True) as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if stat.S_ISREG(mode) != regular:
-            raise InputError(name, f"{_kind(mode)}, not a file of cases: refused, not read")
+            raise InputError(name, f"{_kind(mode)}, not a regular file: refused, not read")
         return read_stream(handle, limit, name, what, option)
+
+
+def blocking(handle: Any) -> None:
+    """Make a stream's descriptor blocking: a non-blocking one (left so by another program)
+    would end a read early, and input would be lost without a word."""
+    with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        os.set_blocking(handle.fileno(), True)
 
 
 def read_stream(handle: IO[bytes], limit: int, name: str, what: str, option: str) -> bytes:
     """At most `limit` bytes of a binary stream; InputError if it holds more."""
+    blocking(handle)
     parts: list[bytes] = []
     size = 0
     try:
@@ -149,9 +159,8 @@ def read_stream(handle: IO[bytes], limit: int, name: str, what: str, option: str
 
 
 def _too_large(name: str, limit: int, what: str, option: str) -> InputError:
-    return InputError(
-        name, f"larger than the {size_text(limit)} limit for {what} (raise it with {option})"
-    )
+    raise_it = f" (raise it with {option})" if option else ""
+    return InputError(name, f"larger than the {size_text(limit)} limit for {what}{raise_it}")
 
 
 def decode(data: bytes, name: str) -> str:
@@ -188,11 +197,27 @@ def case_files(paths: Sequence[str | Path]) -> Iterator[Path | str | Refused]:
             yield "-"
             continue
         p = Path(path)
-        if p.is_dir():
-            yield from _search(p, set())
-        elif not p.exists():
-            reason = "a broken symbolic link" if p.is_symlink() else "no such file or directory"
-            yield Refused(str(p), reason)
+        try:
+            mode = p.stat().st_mode
+        except FileNotFoundError:
+            broken = os.path.islink(p)
+            yield Refused(
+                str(p), "a broken symbolic link" if broken else "no such file or directory"
+            )
+            continue
+        except (OSError, ValueError) as exc:  # too long a name, a directory not searchable ...
+            reason = _why(exc) if isinstance(exc, OSError) else str(exc)
+            yield Refused(str(p), f"cannot read: {reason}")
+            continue
+        if stat.S_ISDIR(mode):
+            found = False
+            for item in _search(p, set()):
+                found = True
+                yield item
+            if not found:
+                yield Refused(
+                    str(p), f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory"
+                )
         else:
             yield p
 

@@ -7,6 +7,7 @@ wrong type must never reach it. Every problem is reported at once, each with its
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Mapping
@@ -169,7 +170,7 @@ def _problems(exc: ValidationError) -> list[Problem]:
         message = _MESSAGES.get(err["type"], err["msg"]).removeprefix("Value error, ")
         if err["type"] == "literal_error" and path.endswith("system"):
             message += f" (known systems: {', '.join(CODE_SYSTEMS)})"
-        if err["type"] in ("float_type", "int_type") and isinstance(err.get("input"), str):
+        if err["type"] in ("float_type", "int_type") and _numeric(err.get("input")):
             message += "; write the number without quotes"
         elif err["type"] in ("model_type", "list_type", "dict_type", "string_type"):
             message = f"{message}, got {_kind(err.get('input'))}"
@@ -185,6 +186,15 @@ def _problems(exc: ValidationError) -> list[Problem]:
             msgs = [m for m in msgs if not m.startswith("Input should be a valid integer")]
         out.append(Problem(path=path, message="; ".join(msgs)))
     return out
+
+
+def _numeric(value: Any) -> bool:
+    """Text that reads as a number (then it was quoted)."""
+    try:
+        float(value) if isinstance(value, str) else None
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def _kind(value: Any) -> str:
@@ -237,16 +247,22 @@ def _numbers(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
+SCENARIO_VALUES = 10_000  # values in a scenario file's YAML (a full scenario needs under 1,000)
+CASE_FILE_VALUES = 100_000  # values in a YAML case file (a few thousand cases)
+
+
 def read_document(
     path: str | Path,
     text: str | None = None,
     *,
     limit: int = DEFAULT_LIMITS.scenario_file,
     what: str = "a scenario file",
+    max_values: int = SCENARIO_VALUES,
 ) -> Any:
-    """Read a YAML or JSON document (by suffix), at most `limit` bytes of it; raises YamlProblem
-    with file and line. Dates are not read as dates: a scenario has none, and an id such as
-    2020-02-30 is text."""
+    """Read a YAML or JSON document, at most `limit` bytes of it; raises YamlProblem with file
+    and line. JSON is read as JSON (a .json file, or text that parses as JSON), anything else as
+    YAML, of at most `max_values` values. Dates are not read as dates: a scenario has none, and
+    an id such as 2020-02-30 is text."""
     name = str(path)
     if text is None:
         try:
@@ -256,7 +272,11 @@ def read_document(
         text = decode(data, name)
     if name.endswith(".json"):
         return parse_json(text, name)
-    return parse_yaml(text, name, dates=False)
+    if text.lstrip()[:1] in ("{", "["):  # JSON, most likely: read it at JSON's speed
+        with contextlib.suppress(YamlProblem):
+            return parse_json(text, name)
+    hint = "; a larger set of cases belongs in JSON Lines" if max_values > SCENARIO_VALUES else ""
+    return parse_yaml(text, name, dates=False, max_values=max_values, too_many=hint)
 
 
 def load_scenario(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Scenario:

@@ -13,10 +13,13 @@ What a worker inherits from its parent, and what it does about it:
   (standard input and output become /dev/null). Holding its parent's end of its own pipe, or
   another worker's, it would never see the end-of-file that says its parent is gone; holding the
   report's temporary file or the output pipe, it would keep them open.
-- Its parent's death. On Linux a worker asks the kernel for SIGTERM when its parent dies
-  (PR_SET_PDEATHSIG; strictly, when the thread that forked it ends: a batch is read to its end
-  by one thread), then checks that the parent did not die before it asked. End-of-file on its
-  pipe stops it too: the portable backstop.
+- Its parent's death. On Linux a worker forked by the parent's main thread asks the kernel for
+  SIGTERM when its parent dies (PR_SET_PDEATHSIG), then checks that the parent did not die before
+  it asked. The kernel sends that signal when the *thread* that forked the worker ends, not the
+  process: a worker forked by any other thread does not ask, since a batch may be read on by
+  another thread once the one that started it is gone (`next` on the iterator in a short-lived
+  thread). End-of-file on its pipe stops every worker too, once its parent is gone and the task
+  in hand is done: the portable backstop, and the only one for those.
 - Signals. SIGINT and SIGHUP are ignored: the parent gets them too (a terminal's Ctrl-C or
   hang-up reaches the whole process group) and stops its workers. SIGTERM, from the parent, from
   `kill` or from the kernel when the parent dies, makes a worker remove its spool directory and
@@ -238,6 +241,8 @@ class Crew:
         name = f"caveat-spool-{parent}-{index}-{secrets.token_hex(4)}"
         spool_dir = os.path.join(tempfile.gettempdir(), name)
         ours, theirs = Pipe()
+        # (asked before the fork: in the child, the thread that forked is the main thread)
+        main = threading.current_thread() is threading.main_thread()
         with deferred_signals():  # a worker forked is a worker recorded, to be stopped
             try:
                 pid = os.fork()
@@ -247,7 +252,7 @@ class Crew:
                 why = exc.strerror or str(exc)
                 raise BatchError(f"cannot start batch worker {index}: {why}") from None
             if pid == 0:
-                _child(theirs, spool_dir, self.serve, self.slots, parent)
+                _child(theirs, spool_dir, self.serve, self.slots, parent, main)
             theirs.close()
             self.workers.append(_Worker(pid, ours, spool_dir))
 
@@ -277,7 +282,12 @@ class Crew:
 
 
 def _child(
-    pipe: Connection, spool_dir: str, serve: Callable[[Any], Any], slots: int, parent: int
+    pipe: Connection,
+    spool_dir: str,
+    serve: Callable[[Any], Any],
+    slots: int,
+    parent: int,
+    deathsig: bool,
 ) -> NoReturn:
     """A worker's life, in the forked process. It never returns into its parent's code, never
     runs its parent's cleanup (os._exit) and never prints: what went wrong reaches the parent
@@ -285,7 +295,7 @@ def _child(
     code = 1
     try:
         with contextlib.suppress(BaseException):
-            _settle(pipe.fileno(), spool_dir, slots, parent)
+            _settle(pipe.fileno(), spool_dir, slots, parent, deathsig)
             _serve(pipe, serve)
             code = 0
     finally:
@@ -294,15 +304,17 @@ def _child(
         os._exit(code)
 
 
-def _settle(keep: int, spool_dir: str, slots: int, parent: int) -> None:
+def _settle(keep: int, spool_dir: str, slots: int, parent: int, deathsig: bool) -> None:
     global _spool
     _spool = Spool(spool_dir, slots)
+    threading.excepthook = _silent  # a worker never prints: what goes wrong goes to the parent
+    sys.unraisablehook = _silent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminated)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # (should the parent block them)
-    if sys.platform.startswith("linux"):
+    if deathsig and sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if os.getppid() != parent:  # it died before we asked: nobody would tell us
@@ -325,10 +337,23 @@ def _descriptors() -> list[int]:
     return list(range(min(os.sysconf("SC_OPEN_MAX"), 65536)))
 
 
+def _silent(*args: Any) -> None:
+    pass
+
+
 def _terminated(signum: int, frame: object) -> None:
     if _spool is not None:
         _spool.remove()
     os._exit(128 + signum)
+
+
+class _Unreadable(Exception):
+    """A task that came through the pipe but could not be unpickled."""
+
+
+def _one_line(text: str) -> str:
+    """An error, for the parent's one-line message."""
+    return " ".join(text.split())
 
 
 def _serve(pipe: Connection, serve: Callable[[Any], Any]) -> None:
@@ -343,10 +368,15 @@ def _serve(pipe: Connection, serve: Callable[[Any], Any]) -> None:
     def read() -> None:
         while True:
             try:
-                task = pickle.loads(pipe.recv_bytes())
-            except (EOFError, OSError):
+                data = pipe.recv_bytes()
+            except BaseException:  # end-of-file, or anything else: the parent is lost to us
                 gone.set()
-                task = None
+                tasks.put(None)
+                return
+            try:
+                task = pickle.loads(data)
+            except BaseException as exc:  # said in the reply, the parent stops the batch
+                task = _Unreadable(f"cannot read a task: {type(exc).__name__}: {exc}")
             tasks.put(task)
             if task is None:
                 return
@@ -357,8 +387,11 @@ def _serve(pipe: Connection, serve: Callable[[Any], Any]) -> None:
         pipe.send_bytes(pickle.dumps(("error", f"{type(exc).__name__}: {exc}")))
         return
     while (task := tasks.get()) is not None and not gone.is_set():
+        if isinstance(task, _Unreadable):
+            pipe.send_bytes(pickle.dumps(("error", _one_line(str(task)))))
+            continue
         try:
             reply = pickle.dumps(("ok", serve(task)), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # a bug, or a full disk: report it instead of hanging the parent
-            reply = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
+            reply = pickle.dumps(("error", _one_line(f"{type(exc).__name__}: {exc}")))
         pipe.send_bytes(reply)

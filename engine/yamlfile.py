@@ -67,6 +67,9 @@ def _mark(m: yaml.Mark) -> Mark:
 MAX_DEPTH = 64  # mappings and lists nested in one document (a scenario needs four)
 MAX_ALIAS_VALUES = 100_000  # values that aliases may add to a document, once expanded
 MAX_NUMBER_LENGTH = 100  # characters of a number written in YAML
+# Values (scalars, mappings and lists) in one document, as written: pure-Python YAML costs some
+# 30 microseconds and 1 KB of memory a value, so this bounds a document's cost to seconds.
+MAX_VALUES = 100_000
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 _CORE = "tag:yaml.org,2002:"
@@ -119,9 +122,15 @@ class _Constructor(yaml.constructor.SafeConstructor):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (YamlProblem, yaml.YAMLError):
+            raise
+        except Exception as exc:  # a tag the value cannot be read as (!!bool x, !!seq {a: 1})
+            tag = str(node.tag).replace(_CORE, "!!")
             raise YamlProblem(
-                self.file, _mark(node.start_mark), f"cannot read this value: {exc}"
+                self.file,
+                _mark(node.start_mark),
+                f"cannot read this value as {tag}"
+                + (f": {exc}" if isinstance(exc, ValueError) and str(exc) else ""),
             ) from None
 
     def construct_int(self, node: yaml.ScalarNode) -> int:
@@ -199,6 +208,8 @@ class _Loader(
         self.duplicates: list[YamlProblem] = []
         self.depth = 0
         self.values = 0  # values composed in this document, as written
+        self.max_values = MAX_VALUES
+        self.too_many = ""  # what to do about more values than max_values
         self.sizes: dict[int, int] = {}  # node -> values it holds, aliases expanded
         self.explicit: dict[int, int] = {}  # mapping node -> its pairs written out (not merged)
 
@@ -229,6 +240,12 @@ class _Loader(
         finally:
             self.depth -= level
         self.values += 1
+        if self.values > self.max_values:
+            raise YamlProblem(
+                self.file,
+                _mark(start),
+                f"more than {self.max_values:,} values in one document{self.too_many}",
+            )
         if isinstance(node, yaml.SequenceNode):
             size = 1 + sum(self.sizes.get(id(item), 1) for item in node.value)
         elif isinstance(node, yaml.MappingNode):
@@ -253,7 +270,17 @@ class _DatedLoader(_Loader, _DatedResolver):
     pass
 
 
+def _shape(loader: _Loader, node: yaml.Node, kind: type, name: str) -> None:
+    if not isinstance(node, kind):
+        raise YamlProblem(
+            loader.file,
+            _mark(node.start_mark),
+            f"the tag {str(node.tag).replace(_CORE, '!!')} needs {name} here",
+        )
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Any:
+    _shape(loader, node, yaml.MappingNode, "a mapping")
     mapping = PosDict()
     mapping.mark = _mark(node.start_mark)
     yield mapping
@@ -302,6 +329,7 @@ def _what(value: Any) -> str:
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Any:
+    _shape(loader, node, yaml.SequenceNode, "a list")
     seq = PosList()
     seq.mark = _mark(node.start_mark)
     yield seq
@@ -314,10 +342,18 @@ _Constructor.add_constructor(_CORE + "map", _construct_mapping)
 _Constructor.add_constructor(_CORE + "seq", _construct_sequence)
 
 
-def _load_all(text: str, file: str, keep_duplicates: bool = False, dates: bool = True) -> list[Any]:
+def _load_all(
+    text: str,
+    file: str,
+    keep_duplicates: bool = False,
+    dates: bool = True,
+    max_values: int = MAX_VALUES,
+    too_many: str = "",
+) -> list[Any]:
     loader: _Loader | None = None
     try:
         loader = (_DatedLoader if dates else _Loader)(text, file)
+        loader.max_values, loader.too_many = max_values, too_many
         docs = []
         while loader.check_data():
             docs.append(loader.get_data())
@@ -355,14 +391,20 @@ def _position(text: str, offset: int) -> Mark:
 
 
 def parse_yaml(
-    text: str, file: str = "<string>", keep_duplicates: bool = False, dates: bool = True
+    text: str,
+    file: str = "<string>",
+    keep_duplicates: bool = False,
+    dates: bool = True,
+    max_values: int = MAX_VALUES,
+    too_many: str = "",
 ) -> Any:
     """Parse one YAML document (JSON is YAML too) into PosDict/PosList values, as YAML 1.2's core
     schema reads it, with dates (2026-11-25) unless `dates` is false (scenarios have none: an id
     that looks like a date is text). A duplicate key is an error, unless `keep_duplicates`: then
     the last value stands, as YAML has it (for a check that reports the duplicate and still
-    reads the rest of the file). Keys are text; nesting and aliases are bounded."""
-    docs = _load_all(text, file, keep_duplicates, dates)
+    reads the rest of the file). Keys are text; nesting, aliases and the number of values are
+    bounded (`too_many` is added to the error that says there are more than `max_values`)."""
+    docs = _load_all(text, file, keep_duplicates, dates, max_values, too_many)
     if len(docs) > 1:
         raise YamlProblem(file, None, f"expected one YAML document, found {len(docs)}")
     return docs[0] if docs else None

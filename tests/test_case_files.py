@@ -49,6 +49,9 @@ def expected(data: bytes) -> list[tuple[int, int, bytes]]:
 
 def records(stream: io.RawIOBase) -> list[tuple[int, int, bytes]]:
     blocks = list(read_cases(["-"], stdin=stream, parse_json_lines=False))
+    if blocks and not isinstance(blocks[-1], Lines):  # a stream of no records is an error
+        assert "no records" in blocks.pop().error
+        assert sum(cases_in(b) for b in blocks) == 0
     assert all(isinstance(b, Lines) and b.path == "<stdin>" for b in blocks)
     entries = [e for b in blocks for e in entries_of(b)]
     assert sum(cases_in(b) for b in blocks) == len(entries)

@@ -234,6 +234,31 @@ def test_5_a_failed_evaluation_starts_the_next_from_a_new_session():
     assert rulesets.fire({"c2": True}) == ["2"]
 
 
+def test_5_evaluations_that_fail_part_way_again_and_again_never_crash_the_process():
+    """Clearing a session after a failed assert is defect 1 again (no action ran in it): the
+    adapter once did, and the 2nd to 30th failure crashed the process (free(): invalid pointer)
+    in the middle of the test suite. A failed ruleset is now abandoned and made anew."""
+    proc = run_python(
+        """
+        from engine.durable_adapter import DurableRulesets
+        from engine.errors import EngineError
+        for rep in range(30):
+            rulesets = DurableRulesets(
+                [{str(i): {"all": [{"m": {f"c{i}": True}}]} for i in range(100)}], "d5"
+            )
+            for _ in range(3):
+                try:
+                    rulesets.fire({f"c{i}": True for i in range(80)})
+                except EngineError as exc:
+                    assert "303" in str(exc)
+                assert rulesets.fire({"c1": True}) == ["1"]
+        print("held")
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.strip() == "held"
+
+
 # 6 ------------------------------------------------------------------------------------------------
 def test_6_raw_exceptions_in_actions_are_swallowed_into_the_state():
     from durable.engine import Host

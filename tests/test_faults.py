@@ -25,12 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CASES, REPO
 
 from engine import load_knowledge_base
-from engine.batch import run_chunks
+from engine.batch import evaluate_many, run_chunks
 from engine.cli import main
 from engine.reports import FORMATS
 from engine.workers import MAX_WORKERS
@@ -633,3 +634,183 @@ def test_a_symlink_to_a_report_is_kept_and_its_file_replaced(tmp_path):
     assert main(["batch", str(CASES / "panic.yaml"), "--quiet", "--out", str(link)]) == 0
     assert link.is_symlink() and _report_lines(real.read_text())
     assert os.listdir(tmp_path / "reports") == ["real.jsonl"]
+
+
+# -- the review's findings: a fork, an input, a thread, the standard streams ----------------
+
+
+def run_script(script: str, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    """`python -c SCRIPT ARGS...` in a session of its own; a hang fails the test (and leaves no
+    process behind) instead of hanging it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"hung for {timeout} s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+CACHE_LOCK = """
+import threading, time
+from engine import bounded
+from engine.batch import evaluate_many
+
+def hold():  # as a thread evaluating new text does, for an instant, at every cache write
+    with bounded._lock:
+        time.sleep(0.5)
+
+thread = threading.Thread(target=hold)
+thread.start()
+while not bounded._lock.locked():
+    pass
+cases = [{"conditions": [f"new{i}", "panic disorder"]} for i in range(130)]  # 3 chunks
+outcomes = list(evaluate_many(cases, workers=2))
+assert [o.status for o in outcomes] == ["evaluated"] * 130, outcomes[0]
+thread.join()
+print("ok")
+"""
+
+
+def test_forking_while_another_thread_writes_a_cache_does_not_hang():
+    done = run_script(CACHE_LOCK)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
+
+
+UNREADABLE = """
+import pickle
+from engine.batch import evaluate_many
+from engine.errors import BatchError
+from engine.workers import Crew
+
+class LookupFailed(Exception):  # pickles, but cannot be unpickled: __init__ wants two arguments
+    def __init__(self, label, reason):
+        super().__init__(label)
+
+good = {"conditions": ["panic disorder"]}
+cases = [good] * 3 + [{"conditions": [LookupFailed("foo", "t")]}] + [good] * 100
+outcomes = list(evaluate_many(cases, workers=2))
+assert len(outcomes) == 104
+assert [o.status for o in outcomes].count("evaluated") == 103
+(bad,) = [o for o in outcomes if o.status == "error"]
+assert outcomes.index(bad) == 3 and "cannot be handed to a worker" in bad.problems[0], bad
+
+crew = Crew(lambda task: task, slots=1)  # a task that reaches a worker and cannot be read
+crew.send(0, pickle.dumps(LookupFailed("foo", "t")))
+try:
+    crew.receive(0)
+except BatchError as exc:
+    assert str(exc).startswith("batch worker 0 failed: cannot read a task: TypeError"), exc
+    assert "\\n" not in str(exc)
+else:
+    raise AssertionError("no error")
+finally:
+    crew.kill()
+print("ok")
+"""
+
+
+def test_an_input_that_cannot_be_unpickled_is_its_case_error_and_never_hangs():
+    done = run_script(UNREADABLE)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
+
+
+class _Refuses:
+    def __reduce__(self) -> Any:
+        raise RuntimeError("not today")
+
+
+def test_any_failure_to_pickle_an_input_is_its_case_error():
+    good = {"conditions": ["panic disorder"]}
+    cases = [good] * 3 + [{"conditions": ["RLS"], "age": _Refuses()}] + [good] * 100
+    outcomes = list(evaluate_many(cases, workers=2))
+    assert [o.status for o in outcomes].count("evaluated") == 103
+    assert outcomes[3].status == "error"
+    assert (
+        "cannot be handed to a worker process (not plain data: RuntimeError)"
+        in (outcomes[3].problems[0])
+    )
+
+
+THREAD_STARTS = """
+import threading
+from engine.batch import evaluate_many
+
+it = evaluate_many([{"conditions": ["panic disorder"]}] * 3000, workers=2)
+first = []
+thread = threading.Thread(target=lambda: first.append(next(it)))  # forks both workers, and ends
+thread.start()
+thread.join()
+rest = list(it)
+assert len(first + rest) == 3000 and {o.status for o in first + rest} == {"evaluated"}
+print("ok")
+"""
+
+
+def test_workers_outlive_the_thread_that_started_them():
+    done = run_script(THREAD_STARTS, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
+
+
+def _cli(
+    *args: str, stdin: Any = subprocess.DEVNULL, stdout: Any = subprocess.PIPE, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(*args),
+        cwd=REPO,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        **kw,
+    )
+
+
+def test_version_into_a_closed_pipe_is_a_quiet_success():
+    read, write = os.pipe()
+    os.close(read)  # (every write fails with EPIPE, as into `| true` once true is gone)
+    try:
+        done = _cli("--version", stdout=write)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "args,closed,said",
+    [
+        (("batch", str(CASES / "panic.yaml"), "--format", "jsonl"), 1, "standard output"),
+        (("evaluate", str(CASES / "child-absence-seizures-acute.yaml")), 1, "standard output"),
+        (("batch", "-"), 0, "standard input"),
+        (("evaluate", "-"), 0, "standard input"),
+    ],
+    ids=["batch 1>&-", "evaluate 1>&-", "batch - <&-", "evaluate - <&-"],
+)
+def test_a_closed_standard_stream_is_one_line(args, closed, said):
+    done = _cli(*args, preexec_fn=lambda: os.close(closed))
+    assert done.returncode == 2
+    assert one_line(done.stderr) == f"error: {said} is closed"
+
+
+def test_a_batch_to_a_file_needs_no_standard_output(tmp_path):
+    out = tmp_path / "r.jsonl"
+    args = ("batch", str(CASES / "panic.yaml"), "--quiet", "--out", str(out))
+    done = _cli(*args, preexec_fn=lambda: os.close(1))
+    assert (done.returncode, done.stderr) == (0, "")
+    assert json.loads(out.read_text().splitlines()[0])["status"] == "pass"
+
+
+def test_an_ascii_terminal_gets_escapes_not_a_traceback():
+    case = str(CASES / "child-absence-seizures-acute.yaml")
+    done = _cli("evaluate", case, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "\\u2022" in done.stdout and done.stdout.isascii()

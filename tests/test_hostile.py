@@ -56,6 +56,11 @@ TRIGGERS: dict[str, bytes] = {
     "binary-tag.yaml": b"id: b\nconditions: [!!binary aGVsbG8=]\n",
     "python-tag.yaml": b"id: p\nconditions: [!!python/object:os.system x]\n",
     "alias-loop.yaml": b"id: l\nconditions: &a [*a]\n",
+    "bool-tag.yaml": b"id: !!bool maybe\n",
+    "timestamp-tag.yaml": b"id: !!timestamp x\n",
+    "seq-tag-on-mapping.yaml": b"conditions: !!seq {a: 1}\n",
+    "seq-tag-on-text.yaml": b"conditions: !!seq x\n",
+    "map-tag-on-list.yaml": b"patient: !!map []\n",
     "not-utf8.yaml": b"id: u\nconditions: [\xff\xfe]\n",
     "duplicate-key.json": b'{"id": "d", "conditions": ["x"], "conditions": ["y"]}',
 }
@@ -275,7 +280,7 @@ def test_reading_stops_at_the_limit_and_names_the_option(tmp_path: Path):
     big.write_text("id: big\nconditions: [panic disorder]\n" + "# padding\n" * 120_000)
     run = caveat("evaluate", str(big))
     assert run.returncode == 2
-    assert "1 MiB limit for a scenario file (raise it with --max-file-size)" in run.stderr
+    assert "256 KiB limit for a scenario file (raise it with --max-file-size)" in run.stderr
     assert caveat("evaluate", str(big), "--max-file-size", "2M").returncode == 0
     run = caveat("evaluate", "-", stdin=big.read_text())
     assert run.returncode == 2 and "limit" in run.stderr
@@ -586,3 +591,105 @@ def test_rules_test_prints_no_control_character_of_a_case(tmp_path: Path):
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "ERROR evil\\x1b]0;pwned\\x07\\x1b[2J\\ud800" in run.stdout
     assert not any(ch in run.stdout for ch in "\x1b\x07")
+
+
+# -- found by the independent review of the change -------------------------------------------------
+
+
+def test_a_named_path_that_cannot_be_examined_is_its_error_and_the_rest_runs(tmp_path: Path):
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    too_long = str(tmp_path / ("a" * 300 + ".yaml"))
+    entries = list(read_cases([good, too_long, good]))
+    assert [e.error is None for e in entries] == [True, False, True]
+    assert "File name too long" in entries[1].error
+
+
+def test_empty_inputs_are_errors_not_empty_successes(tmp_path: Path):
+    (tmp_path / "empty-dir").mkdir()
+    (tmp_path / "none.yaml").write_text("[]\n")
+    (tmp_path / "none.jsonl").write_text("\n  \n")
+    for path, says in (
+        ("empty-dir", "no case files"),
+        ("none.yaml", "holds no cases"),
+        ("none.jsonl", "no records"),
+    ):
+        (entry,) = read_cases([tmp_path / path])
+        assert entry.error and says in entry.error, path
+    (entry,) = read_cases(["-"], stdin=io.BytesIO(b""))
+    assert entry.error and "no records" in entry.error
+
+
+def test_a_byte_order_mark_before_json_lines_is_dropped():
+    stream = io.BytesIO(b'\xef\xbb\xbf{"id": "a"}\n{"id": "b"}\n')
+    assert [e.name for e in read_cases(["-"], stdin=stream)] == ["a", "b"]
+
+
+def test_a_non_blocking_standard_input_is_read_to_its_end():
+    from engine.reading import blocking
+
+    read_end, write_end = os.pipe()
+    try:
+        os.set_blocking(read_end, False)
+        blocking(io.FileIO(read_end, closefd=False))
+        assert os.get_blocking(read_end)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_yaml_document_holds_a_bounded_number_of_values(tmp_path: Path):
+    path = tmp_path / "flow.yaml"
+    path.write_text("conditions: [" + ",".join(["a"] * 20_000) + "]\n")
+    with pytest.raises(YamlProblem, match="more than 10,000 values"):
+        read_document(path)
+    (entry,) = read_cases([path])
+    assert entry.error is None  # a case file may hold more (100,000)
+    path.write_text("- {id: x, conditions: [" + ",".join(["a"] * 100_001) + "]}\n")
+    (entry,) = read_cases([path], limits=Limits(case_file=8 << 20))
+    assert "more than 100,000 values" in entry.error and "JSON Lines" in entry.error
+
+
+def test_json_on_standard_input_is_read_as_json():
+    text = '{"id": "j", "conditions": ["panic disorder"], "id2": 1}'
+    assert read_document("<stdin>", text) == json.loads(text)
+    assert read_document("<stdin>", "{a: 1}") == {"a": 1}  # YAML's flow mapping still reads
+
+
+def test_the_progress_count_leaves_a_fifo_unread(tmp_path: Path):
+    from engine.cli.batch import _count_cases
+
+    fifo = tmp_path / "cases.yaml"
+    os.mkfifo(fifo)
+    regular = tmp_path / "regular.yaml"
+    regular.write_text(GOOD)
+    assert _count_cases([str(regular), str(fifo)], Limits()) is None  # would block if read
+    assert _count_cases([str(regular)], Limits()) == 1
+
+
+def test_a_fifo_or_device_in_a_pack_is_refused_unread(pack: Path):
+    os.mkfifo(pack / "rules" / "fifo.yaml")
+    run = subprocess.run(
+        [sys.executable, "-m", "engine", "rules", "check", str(pack)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert run.returncode == 1
+    assert "fifo.yaml: a FIFO, not a regular file: refused, not read" in run.stdout
+
+
+def test_a_pack_file_named_in_bytes_that_are_not_utf8_loads(pack: Path):
+    rule_file = sorted((pack / "rules").glob("*.yaml"))[0]
+    os.rename(rule_file, os.path.join(os.fsencode(pack / "rules"), b"9-\xff.yaml"))
+    kb = load_knowledge_base(pack)
+    assert len(kb.rules) == len(load_knowledge_base().rules)
+
+
+def test_markdown_from_input_makes_no_link():
+    from engine.cleantext import markdown
+
+    for text in ("log in at https://evil.example/x?y", "phish@evil.example", "www.evil.example"):
+        out = markdown(text)
+        assert "https://" not in out and "www." not in out and "phish@" not in out

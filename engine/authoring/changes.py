@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..cases import read_cases, run_case
+from ..cleantext import no_surrogates
 from ..errors import PackError
 from ..knowledge_base import KnowledgeBase
 
@@ -137,7 +138,9 @@ def diff(kb: KnowledgeBase, base: str, cases: Sequence[str | Path]) -> Diff:
             if before != after:
                 changed.append(
                     CaseChange(
-                        case=entry.name, path=entry.path, changes=_describe_change(before, after)
+                        case=no_surrogates(entry.name),
+                        path=no_surrogates(entry.path),
+                        changes=[no_surrogates(c) for c in _describe_change(before, after)],
                     )
                 )
         return Diff(

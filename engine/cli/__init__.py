@@ -17,7 +17,17 @@ from ..reading import DEFAULT_LIMITS, FILE_OPTION, LINE_OPTION, size_text
 from ..reports import FORMATS
 from ..workers import MAX_WORKERS
 from .batch import atomic_output, cmd_batch
-from .common import EXIT_INPUT, EXIT_OK, Abandon, Usage, say, size, stderr
+from .common import (
+    EXIT_INPUT,
+    EXIT_OK,
+    Abandon,
+    Usage,
+    closed_stream,
+    say,
+    settle_streams,
+    size,
+    stderr,
+)
 from .rules import (
     cmd_check,
     cmd_coverage,
@@ -256,12 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    settle_streams()
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_INPUT
     try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:  # --help or --version said their piece (or usage was wrong): flushed
+            if sys.stdout is not None:  # here, so that a closed pipe is a quiet success too
+                sys.stdout.flush()
+            raise
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_INPUT
+        if (closed := closed_stream(args)) is not None:
+            raise Usage(f"{closed} is closed")
         return int(args.func(args))
     except PackError as exc:
         err = stderr()

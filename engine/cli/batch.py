@@ -41,11 +41,20 @@ except ImportError:  # (Windows: no locks, so no telling a stale temporary file 
 
 
 def _count_cases(paths: Sequence[str], limits: Limits) -> int | None:
-    """How many cases the inputs hold, for the progress bar (None when reading stdin)."""
-    if "-" in paths:
+    """How many cases the inputs hold, for the progress bar: None when an input can be read only
+    once (standard input, a FIFO such as a shell's `<(...)`), which counting would consume."""
+    if any(path == "-" or _read_once(path) for path in paths):
         return None
     items = read_cases(list(paths), parse_json_lines=False, limits=limits)
     return sum(cases_in(item) for item in items)
+
+
+def _read_once(path: str) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False  # reported as the case's error when the batch reads it
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 class _RateColumn(ProgressColumn):

@@ -4,8 +4,10 @@ and the exit statuses."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import errno
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -38,6 +40,42 @@ def today() -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise Usage(f"{TODAY_VARIABLE}={value!r} is not a date like 2026-11-25") from None
+
+
+def settle_streams() -> None:
+    """Make the standard streams safe to use, whatever the command was started with.
+
+    Text that standard output or error cannot encode (PYTHONIOENCODING=ascii, a C locale) is
+    written as escapes (`\\u2022`), never a UnicodeEncodeError. A standard stream that was closed
+    (`1>&-`: Python has None for it) gets /dev/null on its descriptor, so that no file opened later
+    takes that number and is written or read as if it were the stream; the stream stays None, for
+    `closed_stream` to tell."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # (a TextIOWrapper's)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            with contextlib.suppress(ValueError, io.UnsupportedOperation):
+                reconfigure(errors="backslashreplace")
+    for fd, stream in ((0, sys.stdin), (1, sys.stdout), (2, sys.stderr)):
+        if stream is None:
+            try:
+                os.fstat(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    devnull = os.open(os.devnull, os.O_RDWR)
+                    if devnull != fd:
+                        os.dup2(devnull, fd)
+                        os.close(devnull)
+
+
+def closed_stream(args: argparse.Namespace) -> str | None:
+    """The standard stream a command needs that was closed when it started, if any: standard
+    input for `-` (a scenario, or JSON Lines), standard output unless a batch writes to --out."""
+    reads_stdin = getattr(args, "file", None) == "-" or "-" in (getattr(args, "paths", None) or ())
+    if sys.stdin is None and reads_stdin:
+        return "standard input"
+    if sys.stdout is None and not getattr(args, "out", None):
+        return "standard output"
+    return None
 
 
 class _Console(Console):
