@@ -29,7 +29,9 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
-def caveat(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def caveat(
+    *args: str, stdin: str | None = None, cwd: Path = REPO, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run the command line as a user would, in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "engine", *args],
@@ -37,7 +39,7 @@ def caveat(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess
         capture_output=True,
         text=True,
         cwd=cwd,
-        timeout=300,
+        timeout=timeout,
     )
 
 

@@ -420,21 +420,8 @@ print("ok")
     "script", [DEADLOCK, ICD_IMPORT], ids=["another thread evaluates", "ICD-10-CM is imported"]
 )
 def test_forking_while_another_thread_holds_a_lock_does_not_hang(script):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("evaluate_many hung: a worker was forked with a lock held")
-    assert (proc.returncode, out) == (0, "ok\n"), err
+    proc = run_script(script, timeout=60)  # a hang: a worker was forked with a lock held
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
 
 
 # -- writes that fail ------------------------------------------------------------------------

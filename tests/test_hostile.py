@@ -200,13 +200,7 @@ def test_nesting_and_aliases_are_bounded_before_anything_walks_them():
 def test_an_alias_bomb_in_a_pack_file_is_a_located_problem_not_a_hang(pack: Path):
     rules = sorted((pack / "rules").glob("*.yaml"))[0]
     rules.write_bytes(rules.read_bytes() + b"\n" + _bomb().replace(b"conditions", b"bomb"))
-    run = subprocess.run(
-        [sys.executable, "-m", "engine", "rules", "check", str(pack)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    run = caveat("rules", "check", str(pack), timeout=60)
     assert run.returncode == 1
     assert "aliases here expand" in run.stdout
 
@@ -669,13 +663,7 @@ def test_the_progress_count_leaves_a_fifo_unread(tmp_path: Path):
 
 def test_a_fifo_or_device_in_a_pack_is_refused_unread(pack: Path):
     os.mkfifo(pack / "rules" / "fifo.yaml")
-    run = subprocess.run(
-        [sys.executable, "-m", "engine", "rules", "check", str(pack)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    run = caveat("rules", "check", str(pack), timeout=60)
     assert run.returncode == 1
     assert "fifo.yaml: a FIFO, not a regular file: refused, not read" in run.stdout
 
