@@ -33,10 +33,9 @@ from .yamlfile import (
     PosDict,
     PosList,
     YamlProblem,
-    duplicate_keys,
     key_mark,
     locate,
-    parse_yaml,
+    parse_yaml_and_duplicates,
 )
 
 __all__ = [
@@ -193,14 +192,14 @@ class PackReader:
         except UnicodeDecodeError as exc:
             self.problem(name, None, f"not UTF-8 text: {exc}", "io")
             return None
-        for dup in duplicate_keys(text, name):
-            self.problem(name, dup.mark, dup.message, "duplicate-key")
         try:
             # the file is still checked, with the value YAML would keep for a duplicate key
-            data = parse_yaml(text, name, keep_duplicates=True)
+            data, duplicates = parse_yaml_and_duplicates(text, name)
         except YamlProblem as exc:
             self.problem(name, exc.mark, exc.message, "yaml")
             return None
+        for dup in duplicates:
+            self.problem(name, dup.mark, dup.message, "duplicate-key")
         if data is None:
             self.problem(name, None, "the file is empty (or holds only comments)", "yaml")
         return data

@@ -190,11 +190,13 @@ def _problems(exc: ValidationError) -> list[Problem]:
 
 def _numeric(value: Any) -> bool:
     """Text that reads as a number (then it was quoted)."""
+    if not isinstance(value, str):
+        return False
     try:
-        float(value) if isinstance(value, str) else None
+        float(value)
     except ValueError:
         return False
-    return isinstance(value, str)
+    return True
 
 
 def _kind(value: Any) -> str:

@@ -13,7 +13,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -345,11 +344,11 @@ _Constructor.add_constructor(_CORE + "seq", _construct_sequence)
 def _load_all(
     text: str,
     file: str,
-    keep_duplicates: bool = False,
     dates: bool = True,
     max_values: int = MAX_VALUES,
     too_many: str = "",
-) -> list[Any]:
+) -> tuple[list[Any], list[YamlProblem]]:
+    """The documents in a text, and the duplicate keys found in them."""
     loader: _Loader | None = None
     try:
         loader = (_DatedLoader if dates else _Loader)(text, file)
@@ -378,9 +377,7 @@ def _load_all(
     finally:
         if loader is not None:
             loader.dispose()
-    if loader.duplicates and not keep_duplicates:
-        raise loader.duplicates[0]
-    return docs
+    return docs, loader.duplicates
 
 
 def _position(text: str, offset: int) -> Mark:
@@ -393,51 +390,35 @@ def _position(text: str, offset: int) -> Mark:
 def parse_yaml(
     text: str,
     file: str = "<string>",
-    keep_duplicates: bool = False,
     dates: bool = True,
     max_values: int = MAX_VALUES,
     too_many: str = "",
 ) -> Any:
     """Parse one YAML document (JSON is YAML too) into PosDict/PosList values, as YAML 1.2's core
     schema reads it, with dates (2026-11-25) unless `dates` is false (scenarios have none: an id
-    that looks like a date is text). A duplicate key is an error, unless `keep_duplicates`: then
-    the last value stands, as YAML has it (for a check that reports the duplicate and still
-    reads the rest of the file). Keys are text; nesting, aliases and the number of values are
-    bounded (`too_many` is added to the error that says there are more than `max_values`)."""
-    docs = _load_all(text, file, keep_duplicates, dates, max_values, too_many)
+    that looks like a date is text). A duplicate key is an error. Keys are text; nesting, aliases
+    and the number of values are bounded (`too_many` is added to the error that says there are
+    more than `max_values`)."""
+    data, duplicates = parse_yaml_and_duplicates(text, file, dates, max_values, too_many)
+    if duplicates:
+        raise duplicates[0]
+    return data
+
+
+def parse_yaml_and_duplicates(
+    text: str,
+    file: str = "<string>",
+    dates: bool = True,
+    max_values: int = MAX_VALUES,
+    too_many: str = "",
+) -> tuple[Any, list[YamlProblem]]:
+    """As `parse_yaml`, in one pass, but a duplicate key is not an error: the last value stands,
+    as YAML has it, and every duplicate is returned beside the document (for a check that
+    reports them all and still reads the rest of the file)."""
+    docs, duplicates = _load_all(text, file, dates, max_values, too_many)
     if len(docs) > 1:
         raise YamlProblem(file, None, f"expected one YAML document, found {len(docs)}")
-    return docs[0] if docs else None
-
-
-def duplicate_keys(text: str, file: str) -> list[YamlProblem]:
-    """Every duplicate key in a document (parse_yaml stops at the first)."""
-    try:
-        return _load_all_duplicates(text, file)
-    except YamlProblem:
-        return []
-
-
-def _load_all_duplicates(text: str, file: str) -> list[YamlProblem]:
-    loader: _Loader | None = None
-    try:
-        loader = _DatedLoader(text, file)
-        while loader.check_data():
-            loader.get_data()
-    except (yaml.YAMLError, RecursionError):
-        return []
-    finally:
-        if loader is not None:
-            loader.dispose()
-    return loader.duplicates
-
-
-def read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise YamlProblem(str(path), None, f"cannot read: {exc}") from None
-    return parse_yaml(text, str(path))
+    return (docs[0] if docs else None), duplicates
 
 
 class _DuplicateKey(ValueError):
