@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .caveats import Caveat
+from .codelists import code_bindings
 from .compiler import Match, Program
 from .conditions import leaves
 from .durable_adapter import DurableRulesets
@@ -55,7 +56,9 @@ class KnowledgeBase:
         self.ref = KnowledgeBaseRef(
             id=self.id, version=self.version, digest=self.digest, released=released == self.digest
         )
-        self.vocabulary = Vocabulary(contents.concepts, contents.ambiguous)
+        self.vocabulary = Vocabulary(
+            contents.concepts, contents.ambiguous, code_bindings(contents.code_lists)
+        )
         self.caveats: dict[str, Caveat] = {c.code: c for c in contents.caveats}
         self.sources: dict[str, Source] = dict(contents.sources)
         self.rules: list[Rule] = list(contents.rules)

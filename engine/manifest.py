@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from .codelists import SubjectCode
 from .rules import CategoryId
 
 MANIFEST = "pack.yaml"
@@ -46,11 +47,19 @@ class Manifest(BaseModel):
     title: str
     description: str | None = None
     subject: str | None = Field(default=None, description="the drug concept the pack is about")
+    subject_codes: list[SubjectCode] = Field(
+        default_factory=list,
+        description="the subject drug by code (RxNorm ingredient, ATC), each bound to the subject "
+        "concept: how a service tells which orders concern the pack",
+    )
     categories: list[Category] = Field(min_length=1)
     concepts: str = "concepts.yaml"
     caveats: str = "caveats.yaml"
     sources: list[str] = Field(min_length=1)
     rules: str = "rules"
+    code_lists: list[str] = Field(
+        default_factory=list, description="code-list files (relative paths), each citing its source"
+    )
     cases: str | None = Field(default=None, description="the pack's case library, relative path")
     publisher: str | None = Field(default=None, description="who publishes the pack")
     authors: list[str] = Field(default_factory=list, description="who wrote the rules")

@@ -20,6 +20,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from .caveats import Caveat, CaveatFile
+from .codelists import CodeList, check_subject, read_code_list
 from .errors import PackProblem
 from .evidence import Source, SourceRecord
 from .manifest import MANIFEST, Category, ChangelogEntry, Manifest
@@ -72,6 +73,7 @@ class PackContents:
     manifest: Manifest | None = None
     concepts: list[Concept] = field(default_factory=list)
     ambiguous: list[AmbiguousName] = field(default_factory=list)
+    code_lists: list[CodeList] = field(default_factory=list)
     caveats: list[Caveat] = field(default_factory=list)
     sources: dict[str, Source] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
@@ -285,6 +287,10 @@ def read_pack(root: str | Path) -> PackContents:
 
     if (concepts := part("concepts", manifest.concepts, "concepts.yaml")) is not None:
         _read_concepts(reader, concepts)
+    for i, listed in enumerate(manifest.code_lists):
+        if (code_list := part("code_lists", listed, "codelists/drugs.yaml", i)) is not None:
+            read_code_list(reader, code_list)
+    check_subject(pack, data, name, reader.problem)
     if (caveats := part("caveats", manifest.caveats, "caveats.yaml")) is not None:
         _read_caveats(reader, caveats)
     for i, src in enumerate(manifest.sources):

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # every field is always written (model_dump, --json): the JSON Schema says so (required)
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
 
 class CaveatNote(_Out):
@@ -54,12 +55,14 @@ class Statement(_Out):
     category: str = Field(description="its category (pack.yaml lists them)")
     text: str = Field(description="the statement")
     caveats: list[CaveatNote] = Field(description="what qualifies it, each with its support")
-    evidence: EvidenceNote
+    evidence: EvidenceNote = Field(description="the source words the statement rests on")
     because: list[Because] = Field(description="the scenario facts that made it apply")
     status: Literal["draft", "active", "retired"] = Field(
         description="the rule's lifecycle status (draft only when drafts were asked for)"
     )
-    reviewed: dt.date | None = Field(description="the rule's last review, if any")
+    reviewed: dt.date | None = Field(
+        description="the date of the rule's last review (YYYY-MM-DD), or null if none is recorded"
+    )
 
 
 class Undetermined(_Out):
@@ -69,20 +72,24 @@ class Undetermined(_Out):
     category: str = Field(description="its category")
     text: str = Field(description="the statement it would make")
     caveats: list[CaveatNote] = Field(description="what would qualify it")
-    evidence: EvidenceNote
+    evidence: EvidenceNote = Field(description="the source words the statement would rest on")
     needs: list[str] = Field(
         description="what would decide it: scenario fields not given (e.g. patient.age), and "
         "items that were not recognised (e.g. 'medications: \"Dilantin\" (not recognised)')"
     )
     because: list[Because] = Field(description="facts already known that it depends on")
     status: Literal["draft", "active", "retired"] = Field(description="the rule's status")
-    reviewed: dt.date | None = Field(description="the rule's last review, if any")
+    reviewed: dt.date | None = Field(
+        description="the date of the rule's last review (YYYY-MM-DD), or null if none is recorded"
+    )
 
 
 class Recognized(_Out):
     """How a condition or medication of the scenario was recognised."""
 
-    field: Literal["conditions", "medications"]
+    field: Literal["conditions", "medications"] = Field(
+        description="the scenario list the item is in: conditions or medications"
+    )
     input: str = Field(description="the item as given")
     concept: str | None = Field(description="the concept it was read as")
     label: str = Field(description="the concept's label")
@@ -98,7 +105,9 @@ class Recognized(_Out):
 class NotCovered(_Out):
     """A recognised item the pack says nothing about."""
 
-    field: Literal["conditions", "medications"]
+    field: Literal["conditions", "medications"] = Field(
+        description="the scenario list the item is in: conditions or medications"
+    )
     input: str = Field(description="the item as given")
     concept: str | None = Field(description="the concept, or null for a code no concept binds")
     label: str = Field(description="the concept's label, or the code's description")
@@ -108,7 +117,9 @@ class NotCovered(_Out):
 class Unrecognized(_Out):
     """An item that was not recognised: never taken as absent."""
 
-    field: Literal["conditions", "medications"]
+    field: Literal["conditions", "medications"] = Field(
+        description="the scenario list the item is in: conditions or medications"
+    )
     input: str = Field(description="the item as given")
     reason: str = Field(description="why it was not recognised")
     suggestions: list[str] = Field(description="known names its spelling is close to")
@@ -117,9 +128,12 @@ class Unrecognized(_Out):
 class KnowledgeBaseRef(_Out):
     """The pack a result came from: its id, version and digest (as in its changelog)."""
 
-    id: str
-    version: str
-    digest: str = Field(description="SHA-256 of the pack (see PackContents.digest)")
+    id: str = Field(description="the pack's id, e.g. clonazepam")
+    version: str = Field(description="the pack's version, e.g. 2.0.0")
+    digest: str = Field(
+        description="SHA-256 of the pack's files (its manifest without the changelog), 64 "
+        "lowercase hexadecimal digits: the digest its changelog records for a release"
+    )
     released: bool = Field(
         description="whether the changelog records this digest for this version (false: the "
         "pack was changed since that version was released)"
@@ -127,7 +141,10 @@ class KnowledgeBaseRef(_Out):
 
 
 class Result(_Out):
-    """Everything one evaluation found."""
+    """Everything one evaluation of a scenario found: what applies (statements), what may apply
+    but hinges on what the scenario does not settle (undetermined), the items the pack says nothing
+    about (not_covered) or did not recognise (unrecognized), how each item was read (recognized),
+    and the exact pack that answered (knowledge_base)."""
 
     scenario_id: str | None = Field(description="the scenario's id")
     statements: list[Statement] = Field(description="what applies, grouped by category")
@@ -136,7 +153,7 @@ class Result(_Out):
     unrecognized: list[Unrecognized] = Field(description="items that were not recognised")
     recognized: list[Recognized] = Field(description="how each item was recognised")
     background_included: bool = Field(description="whether background statements were asked for")
-    knowledge_base: KnowledgeBaseRef
+    knowledge_base: KnowledgeBaseRef = Field(description="the pack that produced this result")
 
     def rules(self) -> list[str]:
         """Ids of the rules that applied, in result order."""

@@ -19,10 +19,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationError,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from .errors import Problem, ScenarioError
 from .reading import DEFAULT_LIMITS, FILE_OPTION, InputError, Limits, decode, read_limited
@@ -42,8 +45,62 @@ MAX_AGE = 130
 MAX_YEARS = 130
 MAX_LINE = 20
 MAX_ITEMS = 100
+CODE_LENGTH = 40
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+# -- the JSON Schema (engine/schemas.py publishes it) ----------------------------------------------
+# What follows adds to the JSON Schema pydantic derives, so that a validator in another language
+# refuses what validation refuses. None of it takes part in validation, which is unchanged.
+
+_CC = r"\x00-\x1f\x7f-\x9f"  # the characters _CONTROL finds
+# the white space strip_whitespace strips (pydantic-core trims Unicode White_Space, not U+001C-1F)
+_WS = r"\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# A label or code: white space either side (trimmed), then text with no control character that
+# starts and ends with something else than white space. ($ is exact here in Python's dialect too,
+# which also matches before a final newline: a newline is white space, trimmed.)
+LABEL_PATTERN = rf"^[{_WS}]*[^{_WS}{_CC}][^{_CC}]*[{_WS}]*$"
+# An id (not trimmed): no control character anywhere. (?![\s\S]) is the end of the text in every
+# dialect; Python's $ would let a final newline through.
+ID_PATTERN = rf"^[^{_CC}]*(?![\s\S])"
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+class _JsonSchema:
+    """JSON Schema keywords for a type, beyond those pydantic derives from its constraints."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
+def _standard_bounds(schema: dict[str, Any]) -> None:
+    """The bounds of a `float | int` field in words every validator knows. pydantic writes them
+    as "ge" and "le" beside the union's anyOf, which no JSON Schema validator enforces; here they
+    become minimum and maximum of one JSON number (an integer is a number in JSON Schema)."""
+    for option in schema.get("anyOf", []):
+        bounds = {_BOUNDS[k]: option.pop(k) for k in list(option) if k in _BOUNDS}
+        if not bounds:
+            continue
+        types = {member.get("type") for member in option.get("anyOf", [])}
+        if types == {"number", "integer"} and all(len(m) == 1 for m in option["anyOf"]):
+            del option["anyOf"]
+            option["type"] = "number"
+        option.update(bounds)
+
+
+def _code_may_be_digits(schema: dict[str, Any]) -> None:
+    """A code is text, or (as validation allows: YAML reads `code: 84757009` as a number) a
+    non-negative integer of at most 40 digits, read as the code it spells."""
+    text = {k: schema.pop(k) for k in list(schema) if k not in ("title", "description")}
+    digits = {"type": "integer", "minimum": 0, "maximum": 10**CODE_LENGTH - 1}
+    schema["anyOf"] = [text, digits]
 
 
 def _printable(text: str) -> str:
@@ -59,6 +116,7 @@ Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_printable),
+    _JsonSchema(pattern=LABEL_PATTERN),
 ]
 
 
@@ -67,14 +125,26 @@ class _Strict(BaseModel):
 
 
 class Code(_Strict):
-    """A coded condition or medication, e.g. {code: G25.81, system: ICD-10-CM}."""
+    """A condition or medication given by its code in a code system, e.g. {"code": "G25.81",
+    "system": "ICD-10-CM"} (restless legs syndrome). An ICD-10-CM code also means what the codes
+    above it in the ICD-10-CM hierarchy mean; a code the pack does not know is reported in the
+    result (not_covered or unrecognized), never ignored."""
 
     code: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=CODE_LENGTH),
         AfterValidator(_printable),
-    ]
-    system: CodeSystem
+        _JsonSchema(pattern=LABEL_PATTERN),
+    ] = Field(
+        description="The code as its system writes it, e.g. G25.81 (ICD-10-CM), N03AE01 (ATC), "
+        "84757009 (SNOMED-CT), 8183 (RxNorm). 1 to 40 characters, no control characters; white "
+        "space either side is ignored. A code of digits may also be given as a non-negative "
+        "integer (84757009), read as the code it spells; a decimal number (25.81) is refused.",
+        json_schema_extra=_code_may_be_digits,
+    )
+    system: CodeSystem = Field(
+        description="The code system the code belongs to: ICD-10-CM, SNOMED-CT, ATC or RxNorm."
+    )
 
     @field_validator("code", mode="before")
     @classmethod
@@ -93,28 +163,102 @@ Item = Text | Code
 
 
 class Patient(_Strict):
-    age: float | int | None = Field(default=None, ge=0, le=MAX_AGE, description="years")
+    """The patient the scenario is about, e.g. {"age": 9}. A value not given is unknown: a rule
+    that needs it is reported undetermined, never taken as false."""
+
+    age: float | int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_AGE,
+        description="Age in years, from 0 to 130; a fraction is allowed (e.g. 9, or 1.5 for "
+        "eighteen months). null or absent: unknown.",
+        json_schema_extra=_standard_bounds,
+    )
 
 
 class Therapy(_Strict):
-    """The clonazepam use being considered or under way."""
+    """The clonazepam use being considered or under way, e.g. {"intent": "long-term", "line": 3}.
+    Every field is optional; a value not given is unknown: a rule that needs it is reported
+    undetermined, never taken as false."""
 
-    intent: Intent | None = None
-    duration_years: float | int | None = Field(default=None, ge=0, le=MAX_YEARS)
-    line: int | None = Field(default=None, ge=1, le=MAX_LINE)
-    dose: Dose | None = None
-    response: Response | None = None
+    intent: Intent | None = Field(
+        default=None,
+        description="How long the use is meant to last: acute, short-term or long-term. null "
+        "or absent: unknown.",
+    )
+    duration_years: float | int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_YEARS,
+        description="How long the use is planned to last, or has lasted so far, in years, from 0 "
+        "to 130; a fraction is allowed (e.g. 2, or 0.5 for six months). null or absent: unknown.",
+        json_schema_extra=_standard_bounds,
+    )
+    line: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LINE,
+        description="The line of therapy at which clonazepam is considered: a whole number from "
+        "1 (first-line) to 20, e.g. 3 when two other treatments came first. null or absent: "
+        "unknown.",
+    )
+    dose: Dose | None = Field(
+        default=None,
+        description="The dose level: low, standard or high. null or absent: unknown.",
+    )
+    response: Response | None = Field(
+        default=None,
+        description="The response observed so far: none, transient or sustained. null or absent: "
+        "unknown.",
+    )
 
 
 class Scenario(_Strict):
+    """A described patient scenario, the input of an evaluation, e.g. {"id": "case-17",
+    "patient": {"age": 9}, "conditions": ["restless legs syndrome"], "medications":
+    ["phenytoin"], "therapy": {"line": 3}}. Every field is optional. Validation is strict: an
+    unknown field is refused, and so is a value of the wrong type ("25" is not a number, true is
+    not 1); every problem is reported at once, with its path, and nothing is evaluated."""
+
     id: (
-        Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=200),
+            AfterValidator(_printable),
+            _JsonSchema(pattern=ID_PATTERN),
+        ]
         | None
-    ) = None
-    patient: Patient | None = None
-    conditions: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
-    medications: list[Item] = Field(default_factory=list, max_length=MAX_ITEMS)
-    therapy: Therapy | None = None
+    ) = Field(
+        default=None,
+        description="An identifier of your choosing, returned as the result's scenario_id, e.g. "
+        "case-17: 1 to 200 characters, no control characters (kept as given, white space "
+        "included). null or absent: none.",
+    )
+    patient: Patient | None = Field(
+        default=None, description="The patient (their age). null or absent: nothing known."
+    )
+    conditions: list[Item] = Field(
+        default_factory=list,
+        max_length=MAX_ITEMS,
+        description="What the patient has or is being treated for: up to 100 items, each a name "
+        "(a label or synonym the pack knows; case, spacing and hyphens are ignored, e.g. "
+        '"restless legs syndrome" or "RLS"; 1 to 200 characters, no control characters, white '
+        'space either side ignored) or a code (e.g. {"code": "G25.81", "system": "ICD-10-CM"}). '
+        "An item the pack does not recognise is reported in the result, never ignored. Absent: "
+        "an empty list.",
+    )
+    medications: list[Item] = Field(
+        default_factory=list,
+        max_length=MAX_ITEMS,
+        description="The patient's current medications other than clonazepam: up to 100 items, "
+        'each a name (e.g. "phenytoin" or "Valium"; as for conditions) or a code (e.g. '
+        '{"code": "8183", "system": "RxNorm"}). Absent: an empty list.',
+    )
+    therapy: Therapy | None = Field(
+        default=None,
+        description="The clonazepam use being considered or under way. null or absent: nothing "
+        "known.",
+    )
 
     @field_validator("conditions", "medications", mode="before")
     @classmethod

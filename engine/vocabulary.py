@@ -132,8 +132,13 @@ class Vocabulary:
     `_could_be_code`, each bounded: SPELLINGS_BOUND, SUGGESTIONS_BOUND, CODES_BOUND)."""
 
     def __init__(
-        self, concepts: Iterable[Concept], ambiguous: Iterable[AmbiguousName] = ()
+        self,
+        concepts: Iterable[Concept],
+        ambiguous: Iterable[AmbiguousName] = (),
+        listed: Iterable[tuple[str, str, str]] = (),
     ) -> None:
+        """`listed`: (system, code, concept) bindings of the pack's code lists, after the
+        concepts' own codes (which win where both bind a code)."""
         self.concepts: dict[str, Concept] = {}
         for concept in concepts:
             self.concepts.setdefault(concept.id, concept)
@@ -159,6 +164,11 @@ class Vocabulary:
                 key = _code_key(code.system, code.code)
                 self._codes.setdefault(key, concept.id)
                 self._verified.setdefault(key, code.system == "ICD-10-CM" or bool(code.verified))
+        for system, code, cid in listed:
+            if cid in self.concepts:
+                key = _code_key(system, code)
+                self._codes.setdefault(key, cid)
+                self._verified.setdefault(key, False)  # a published list, not the code system
         for kind in (None, "condition", "drug"):
             names = {
                 key: cid

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..codelists import code_bindings
 from ..compiler import Expander, Program, TooComplex
 from ..conditions import _ConceptTest, describe, when_nodes
 from ..errors import CompileError, PackProblem
@@ -64,7 +65,7 @@ def check_pack(
 
     if contents.manifest is None:
         return report
-    vocab = Vocabulary(contents.concepts, contents.ambiguous)
+    vocab = Vocabulary(contents.concepts, contents.ambiguous, code_bindings(contents.code_lists))
     sites = {rid: site.file for rid, site in contents.sites.items()}
     _check_conditions(contents, vocab, add)
     _check_duplicates(contents, vocab, add)

@@ -38,6 +38,7 @@ from .rules import (
     cmd_test,
 )
 from .scenario import cmd_evaluate, cmd_explain
+from .service import cmd_feedback_summary, cmd_serve
 
 __all__ = ["atomic_output", "build_parser", "main"]
 
@@ -179,6 +180,94 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(FILE_OPTION, **scenario_limit)
     ex.add_argument("--pack", metavar="DIR", help=pack_help)
     ex.set_defaults(func=cmd_explain)
+
+    from ..schemas import NAMES as SCHEMAS
+    from .schema import cmd_schema
+
+    sc = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of a scenario (input) or of a result (output)",
+        description="Print the JSON Schema (draft 2020-12) of a scenario, the input, or of a "
+        "result, the output (as `evaluate --json` writes it), for callers in other languages.",
+    )
+    sc.add_argument("name", choices=SCHEMAS, metavar="{scenario,result}", help="which schema")
+    sc.set_defaults(func=cmd_schema)
+
+    se = sub.add_parser(
+        "serve",
+        help="run the CDS Hooks 2.0 service (discovery, hooks, feedback, /evaluate)",
+        description="Serve the pack(s) as CDS Hooks 2.0 services: GET /cds-services, POST "
+        "/cds-services/{id} (order-select, order-sign, patient-view), POST "
+        "/cds-services/{id}/feedback, POST /evaluate, GET /schemas/{scenario,result}.json, "
+        "GET /healthz. Decision support from one document per pack; not medical advice.",
+    )
+    se.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    se.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0: any free one)")
+    se.add_argument(
+        "--pack", action="append", metavar="DIR", help=pack_help + "; repeat for several packs"
+    )
+    se.add_argument(
+        "--auth",
+        choices=("none", "jwks"),
+        default="none",
+        help="none (only on a loopback address) or jwks: every request carries a CDS client's "
+        "JWT, checked against the issuers of --auth-config (default: none)",
+    )
+    se.add_argument("--auth-config", metavar="FILE", help="trusted issuers and their JWKS")
+    se.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the URL clients call the service at, which their JWTs' aud must name "
+        "(default: http://HOST:PORT)",
+    )
+    se.add_argument(
+        "--feedback-log",
+        default="caveat-feedback.jsonl",
+        metavar="FILE",
+        help="JSON Lines file feedback is appended to (default: ./caveat-feedback.jsonl)",
+    )
+    se.add_argument(
+        "--max-body",
+        type=size,
+        default=2 * 1024 * 1024,
+        metavar="SIZE",
+        help="refuse request bodies larger than this with 413, e.g. 4M (default: 2M)",
+    )
+    se.add_argument(
+        "--as-of",
+        type=_date,
+        metavar="DATE",
+        help="compute ages and durations as of this date (default: the day of each request)",
+    )
+    se.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="let browser clients of this origin call the service (CORS), e.g. "
+        "https://sandbox.cds-hooks.org; repeat for several",
+    )
+    se.add_argument(
+        "--fetch-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="timeout of each read from a client's FHIR server (default: 5)",
+    )
+    se.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        default="warning",
+        help="server log level (default: warning)",
+    )
+    se.set_defaults(func=cmd_serve)
+
+    fb = sub.add_parser("feedback", help="what clinicians did with the service's cards")
+    fb_verbs = fb.add_subparsers(dest="verb", metavar="VERB")
+    fb.set_defaults(func=lambda a: (fb.print_help(), EXIT_INPUT)[1])
+    fs = fb_verbs.add_parser("summary", help="outcomes per rule and per override reason")
+    fs.add_argument("file", metavar="FILE", help="the feedback log (JSON Lines)")
+    fs.add_argument("--format", choices=("text", "json"), default="text")
+    fs.set_defaults(func=cmd_feedback_summary)
 
     rules = sub.add_parser(
         "rules", help="author and govern rules: check, test, coverage, new, diff, review, release"

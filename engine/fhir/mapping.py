@@ -1,0 +1,492 @@
+"""A patient's FHIR R4 resources onto a scenario, with what could not be mapped and why.
+
+`map_patient` takes a Bundle, a CDS Hooks prefetch object, or a list of resources, and reads:
+
+- `Patient.birthDate` as `patient.age` in completed years on the `as_of` date (results are
+  reproducible). A partial date ("2008", "2008-05") gives the lower age when both possible ages
+  agree on every age test of the pack's rules; otherwise the age stays unknown, and says why.
+- Conditions whose `clinicalStatus` is active, recurrence or relapse (or not given) and whose
+  `verificationStatus` is not refuted or entered-in-error, by ICD-10-CM or SNOMED CT coding, else
+  by their words (`code.text`, or a coding's display) as a label.
+- MedicationRequests (active, on-hold, draft) and MedicationStatements (active, intended), by
+  RxNorm or ATC coding (product codes resolve through the pack's code lists), else by words. A
+  medication that is the pack's subject drug gives `therapy`; the others are `medications`.
+- For the order of the subject drug (the one selected, else the most recent): `therapy.intent`
+  from `courseOfTherapyType` (continuous: long-term, acute: acute), `therapy.duration_years`
+  from the dosage's `boundsDuration` or `boundsPeriod`, else from
+  `dispenseRequest.expectedSupplyDuration` times (1 + `numberOfRepeatsAllowed`); for a
+  MedicationStatement, from `effectivePeriod`.
+  `dose` is read only where the pack defines dose bands a quantity can be read in (the bundled
+  pack defines none: its source gives no doses), and stays unknown otherwise, saying so.
+
+What cannot be read is listed in `unmapped` with where it is; what is left out on purpose
+(a resolved condition, a stopped order, a resource type the mapping does not read) is counted in
+`left_out`. An item the pack does not recognise is kept (as its code, else its words): what was not
+recognised is never taken as absent. When a list would pass the scenario's limit of items, the
+recognised ones are kept first and the rest are counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..conditions import AgeTest, leaves
+from ..knowledge_base import KnowledgeBase
+from ..scenario import MAX_AGE, MAX_ITEMS, MAX_YEARS
+from . import elements as el
+from .elements import Unreadable
+
+ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
+EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+ACTIVE_REQUEST = frozenset({"active", "on-hold", "draft"})
+ACTIVE_STATEMENT = frozenset({"active", "intended"})
+COURSE = {"continuous": "long-term", "acute": "acute"}
+MAX_UNMAPPED = 100  # problems listed one by one; the rest are counted
+MAX_DEPTH = 4  # Bundles within prefetch objects within Bundles
+READ = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "Medication")
+_OPS = {
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "eq": lambda a, b: a == b,
+}
+
+
+class Unmapped(BaseModel):
+    """Something in the FHIR data that could not be read onto the scenario, and why."""
+
+    where: str = Field(description="where it is, e.g. 'prefetch.conditions.entry[3] Condition/c1'")
+    reason: str = Field(description="what could not be read, and what was done instead")
+
+
+class FhirMapping(BaseModel):
+    """A patient's FHIR resources read as a scenario, with what could not be read."""
+
+    scenario: dict[str, Any] = Field(description="the scenario, ready for evaluate()")
+    patient: str | None = Field(description="the Patient's id, when the data held one")
+    as_of: dt.date = Field(description="the date ages and durations were computed on")
+    subject_orders: list[str] = Field(
+        description="the orders and statements for the pack's subject drug, e.g. "
+        "'MedicationRequest/m1'; the first gave `therapy`"
+    )
+    unmapped: list[Unmapped] = Field(description="what could not be read (the first 100)")
+    unmapped_more: int = Field(0, description="how many more could not be read")
+    left_out: dict[str, int] = Field(
+        description="resources left out on purpose, counted by reason (e.g. "
+        "'Condition: clinicalStatus resolved')"
+    )
+    unrecognised_conditions: int = Field(
+        0, description="conditions kept that the pack does not recognise (unrelated, mostly)"
+    )
+
+
+@dataclass
+class _Found:
+    where: str
+    resource: dict[str, Any]
+
+
+@dataclass
+class _State:
+    kb: KnowledgeBase
+    as_of: dt.date
+    unmapped: list[Unmapped] = field(default_factory=list)
+    more: int = 0
+    left_out: Counter[str] = field(default_factory=Counter)
+
+    def problem(self, where: str, reason: str) -> None:
+        if len(self.unmapped) < MAX_UNMAPPED:
+            self.unmapped.append(Unmapped(where=where, reason=reason))
+        else:
+            self.more += 1
+
+
+def resources(data: Any, where: str = "", depth: int = 0) -> Iterator[_Found | Unmapped]:
+    """Every resource in a Bundle, a prefetch object (key -> resource, Bundle or null) or a list,
+    with where it is; what is not a resource is yielded as Unmapped."""
+    if depth > MAX_DEPTH:
+        yield Unmapped(where=where or "(top)", reason="nested too deeply to be read")
+        return
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from resources(item, f"{where}[{i}]", depth + 1)
+        return
+    if not isinstance(data, dict):
+        if data is not None:
+            yield Unmapped(where=where or "(top)", reason=f"{el.kind(data)}, not a resource")
+        return
+    rtype = data.get("resourceType")
+    if rtype is None:  # a prefetch object: key -> resource, Bundle or null ("no data")
+        for key, value in data.items():
+            yield from resources(value, f"{where}.{key}" if where else str(key), depth + 1)
+        return
+    if rtype == "Bundle":
+        for i, entry in enumerate(el.as_list(data.get("entry"))):
+            at = f"{where}.entry[{i}]" if where else f"entry[{i}]"
+            if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+                yield Unmapped(where=at, reason="a Bundle entry without a resource object")
+                continue
+            yield from resources(entry["resource"], f"{at}.resource", depth + 1)
+        return
+    if not isinstance(rtype, str):
+        yield Unmapped(where=where or "(top)", reason=f"resourceType is {el.kind(rtype)}")
+        return
+    yield _Found(where or "(top)", data)
+
+
+def _name(found: _Found) -> str:
+    rid = found.resource.get("id")
+    rtype = found.resource.get("resourceType")
+    return f"{found.where} {rtype}/{rid}" if isinstance(rid, str) else f"{found.where} {rtype}"
+
+
+def age_tests(kb: KnowledgeBase) -> list[tuple[str, float]]:
+    """Every comparison the pack's rules make on the patient's age."""
+    out = []
+    for rule in kb.rules:
+        for leaf in leaves(rule.when):
+            if isinstance(leaf, AgeTest):
+                out.extend(leaf.age.tests())
+    return out
+
+
+def _years(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def map_patient(
+    data: Any,
+    kb: KnowledgeBase,
+    *,
+    as_of: dt.date,
+    patient_id: str | None = None,
+    selections: tuple[str, ...] = (),
+    draft_orders: Any = None,
+) -> FhirMapping:
+    """Map a patient's resources (and, for order hooks, the draft orders) onto a scenario."""
+    state = _State(kb, as_of)
+    found: list[_Found] = []
+    for item in (*resources(data), *resources(draft_orders, "context.draftOrders")):
+        if isinstance(item, Unmapped):
+            state.problem(item.where, item.reason)
+        else:
+            found.append(item)
+    by_ref = _index(found)
+    patients = [f for f in found if f.resource["resourceType"] == "Patient"]
+    if patient_id is not None:
+        patients = [p for p in patients if p.resource.get("id") == patient_id] or patients
+    scenario: dict[str, Any] = {}
+    pid = patient_id
+    if patients:
+        chosen = patients[0]
+        pid = pid or _str(chosen.resource.get("id"))
+        for other in patients[1:]:
+            state.problem(_name(other), "a second Patient: only the first is read")
+        age = _age(state, chosen)
+        if age is not None:
+            scenario["patient"] = {"age": age}
+    conditions: list[tuple[bool, Any]] = []
+    meds: list[tuple[bool, Any]] = []
+    subject: list[tuple[int, str, _Found]] = []
+    for f in found:
+        rtype = f.resource["resourceType"]
+        if rtype in ("Patient", "Medication"):
+            continue
+        if rtype not in READ:
+            state.left_out[f"{rtype}: not read by the mapping"] += 1
+            continue
+        if pid is not None and not _about(f.resource, pid):
+            state.problem(_name(f), "about another patient: not used")
+            continue
+        try:
+            if rtype == "Condition":
+                item = _condition(state, f)
+                if item is not None:
+                    conditions.append(item)
+            else:
+                med = _medication(state, f, by_ref)
+                if med is None:
+                    continue
+                if med[2]:  # the subject drug
+                    rank = _rank(f, selections)
+                    subject.append((rank, f"{rtype}/{f.resource.get('id')}", f))
+                else:
+                    meds.append(med[:2])
+        except Unreadable as exc:
+            state.problem(_name(f), f"{exc}; the resource is not used")
+    scenario["conditions"] = _bounded(state, conditions, "conditions")
+    scenario["medications"] = _bounded(state, meds, "medications")
+    unrecognised = sum(1 for known, _ in conditions if not known)
+    subject.sort(key=lambda s: s[0])
+    if subject:
+        therapy = _therapy(state, subject[0][2])
+        if therapy:
+            scenario["therapy"] = therapy
+    if pid is not None:
+        scenario["id"] = pid[:200]
+    return FhirMapping(
+        scenario=scenario,
+        patient=pid,
+        as_of=as_of,
+        subject_orders=[s[1] for s in subject],
+        unmapped=state.unmapped,
+        unmapped_more=state.more,
+        left_out=dict(state.left_out),
+        unrecognised_conditions=unrecognised,
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _index(found: list[_Found]) -> dict[str, dict[str, Any]]:
+    """Medication resources by the references that can name them."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in found:
+        res = f.resource
+        if res["resourceType"] == "Medication" and isinstance(res.get("id"), str):
+            out[f"Medication/{res['id']}"] = res
+            out[f"urn:uuid:{res['id']}"] = res
+    return out
+
+
+def _about(resource: dict[str, Any], pid: str) -> bool:
+    ref = resource.get("subject") or resource.get("patient")
+    if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
+        return True  # not said: taken as the request's patient
+    target = ref["reference"]
+    return target.startswith("urn:") or target.rsplit("/", 1)[-1] == pid
+
+
+def _rank(f: _Found, selections: tuple[str, ...]) -> int:
+    """Selected orders first, then drafts, then active ones; the most recent first within."""
+    ref = f"{f.resource['resourceType']}/{f.resource.get('id')}"
+    if ref in selections:
+        return 0
+    return 1 if f.resource.get("status") == "draft" else 2
+
+
+def _age(state: _State, found: _Found) -> float | None:
+    try:
+        span = el.date(found.resource.get("birthDate"), "birthDate")
+    except Unreadable as exc:
+        state.problem(_name(found), f"{exc}; the age is left unknown")
+        return None
+    if span is None:
+        return None
+    earliest, latest = span
+    if latest > state.as_of:
+        state.problem(_name(found), f"birthDate is after {state.as_of}; the age is left unknown")
+        return None
+    high, low = _years(earliest, state.as_of), _years(latest, state.as_of)
+    if high > MAX_AGE:
+        state.problem(_name(found), f"birthDate gives an age over {MAX_AGE}; left unknown")
+        return None
+    if high != low:
+        split = [
+            f"{op} {value:g}"
+            for op, value in age_tests(state.kb)
+            if _OPS[op](low, value) != _OPS[op](high, value)
+        ]
+        if split:
+            state.problem(
+                _name(found),
+                f"birthDate {found.resource.get('birthDate')} gives an age of {low} or {high} "
+                f"on {state.as_of}, and the pack's age test ({', '.join(split)}) differs between "
+                "them; the age is left unknown",
+            )
+            return None
+    return low
+
+
+def _condition(state: _State, found: _Found) -> tuple[bool, Any] | None:
+    res = found.resource
+    verification = el.status(res.get("verificationStatus"), "verificationStatus")
+    if verification in EXCLUDED_VERIFICATION:
+        state.left_out[f"Condition: verificationStatus {verification}"] += 1
+        return None
+    clinical = el.status(res.get("clinicalStatus"), "clinicalStatus")
+    if clinical is not None and clinical not in ACTIVE_CONDITION:
+        state.left_out[f"Condition: clinicalStatus {clinical[:40]}"] += 1
+        return None
+    item = _item(state, res.get("code"), "code", ("ICD-10-CM", "SNOMED-CT"))
+    if item is None:
+        state.problem(_name(found), "no code and no text: nothing to recognise it by")
+    return item
+
+
+def _medication(
+    state: _State, found: _Found, by_ref: dict[str, dict[str, Any]]
+) -> tuple[bool, Any, bool] | None:
+    res = found.resource
+    rtype = res["resourceType"]
+    wanted = ACTIVE_REQUEST if rtype == "MedicationRequest" else ACTIVE_STATEMENT
+    current = el.text(res.get("status"), "status")
+    if current not in wanted:
+        state.left_out[f"{rtype}: status {str(current)[:40]}"] += 1
+        return None
+    concept = res.get("medicationCodeableConcept")
+    if concept is None and res.get("medicationReference") is not None:
+        ref = res["medicationReference"]
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        medication = by_ref.get(target) if isinstance(target, str) else None
+        if medication is None:
+            for contained in el.as_list(res.get("contained")):
+                if isinstance(contained, dict) and f"#{contained.get('id')}" == target:
+                    medication = contained
+        if medication is None:
+            shown = ref.get("display") if isinstance(ref, dict) else None
+            concept = {"text": shown} if isinstance(shown, str) and shown else None
+            if concept is None:
+                state.problem(_name(found), f"medicationReference {str(target)[:80]!r} not found")
+                return None
+        else:
+            concept = medication.get("code")
+    item = _item(state, concept, "medication", ("RxNorm", "ATC"))
+    if item is None:
+        state.problem(_name(found), "no medication code and no text: nothing to recognise it by")
+        return None
+    known, value = item
+    return known, value, known and _is_subject(state.kb, value)
+
+
+def _is_subject(kb: KnowledgeBase, item: Any) -> bool:
+    subject = kb.manifest.subject
+    if not subject:
+        return False
+    vocab = kb.vocabulary
+    if isinstance(item, dict):
+        found = [r.concept for r in vocab.lookup_code(item["system"], item["code"])]
+    else:
+        hit = vocab.lookup_text(item)
+        found = [hit.concept] if hit else []
+    return any(subject in vocab.closure(c) for c in found)
+
+
+def _item(
+    state: _State, concept: Any, what: str, systems: tuple[str, ...]
+) -> tuple[bool, Any] | None:
+    """(recognised, scenario item) for a CodeableConcept: its first coding the pack recognises,
+    else its words if the pack recognises them, else its first coding in a system the scenario
+    knows, else its words; None when it holds neither."""
+    vocab = state.kb.vocabulary
+    first: dict[str, str] | None = None
+    for system, code, _ in el.codings(concept, what):
+        if system not in systems or len(code) > 40:
+            continue
+        item = {"code": code.strip(), "system": system}
+        if vocab.lookup_code(system, code):
+            return True, item
+        first = first or item
+    words = el.label(concept, what)
+    if words is not None:
+        words = " ".join(words.split())[:200] or None
+    if words and (vocab.lookup_text(words) or vocab.ambiguity(words)):
+        return bool(vocab.lookup_text(words)), words
+    if first is not None:
+        return False, first
+    return (False, words) if words else None
+
+
+def _bounded(state: _State, items: list[tuple[bool, Any]], field_name: str) -> list[Any]:
+    """The items, each once, recognised ones first, at most the scenario's limit."""
+    seen: set[str] = set()
+    kept: list[tuple[bool, Any]] = []
+    for known, value in items:
+        key = repr(value)
+        if key not in seen:
+            seen.add(key)
+            kept.append((known, value))
+    kept.sort(key=lambda k: not k[0])
+    if len(kept) > MAX_ITEMS:
+        dropped = kept[MAX_ITEMS:]
+        state.left_out[f"{field_name}: beyond the first {MAX_ITEMS}, not recognised"] += len(
+            dropped
+        )
+        kept = kept[:MAX_ITEMS]
+    return [value for _, value in kept]
+
+
+def _therapy(state: _State, found: _Found) -> dict[str, Any]:
+    res = found.resource
+    name = _name(found)
+    therapy: dict[str, Any] = {}
+    try:
+        course = el.status(res.get("courseOfTherapyType"), "courseOfTherapyType")
+    except Unreadable as exc:
+        state.problem(name, f"{exc}; intent left unknown")
+        course = None
+    if course is not None:
+        if course in COURSE:
+            therapy["intent"] = COURSE[course]
+        else:
+            state.problem(name, f"courseOfTherapyType {course[:40]!r} has no intent; left unknown")
+    try:
+        years = _duration(res)
+    except Unreadable as exc:
+        state.problem(name, f"{exc}; the duration is left unknown")
+        years = None
+    if years is not None:
+        if years > MAX_YEARS:
+            state.problem(name, f"a duration over {MAX_YEARS} years; left unknown")
+        else:
+            therapy["duration_years"] = round(years, 4)
+    dosage = el.as_list(res.get("dosageInstruction") or res.get("dosage"))
+    if any(isinstance(d, dict) and d.get("doseAndRate") is not None for d in dosage):
+        state.problem(
+            name,
+            "doseAndRate: the pack defines no dose bands (its source gives no doses), so the dose "
+            "is not read as low, standard or high; left unknown",
+        )
+    return therapy
+
+
+def _duration(res: dict[str, Any]) -> float | None:
+    """The therapy's duration in years: the dosage's bounds, else the supply ordered, else (for a
+    MedicationStatement) its effective period."""
+    for i, dosage in enumerate(el.as_list(res.get("dosageInstruction") or res.get("dosage"))):
+        if not isinstance(dosage, dict):
+            raise Unreadable(f"dosageInstruction[{i}] is {el.kind(dosage)}, not a Dosage")
+        timing = dosage.get("timing")
+        repeat = timing.get("repeat") if isinstance(timing, dict) else None
+        if not isinstance(repeat, dict):
+            continue
+        where = f"dosageInstruction[{i}].timing.repeat"
+        if repeat.get("boundsDuration") is not None:
+            return el.days(repeat["boundsDuration"], f"{where}.boundsDuration") / 365.25
+        if repeat.get("boundsPeriod") is not None:
+            years = _period(repeat["boundsPeriod"], f"{where}.boundsPeriod")
+            if years is not None:
+                return years
+    supply = res.get("dispenseRequest")
+    if isinstance(supply, dict) and supply.get("expectedSupplyDuration") is not None:
+        each = el.days(supply["expectedSupplyDuration"], "dispenseRequest.expectedSupplyDuration")
+        repeats = el.number(
+            supply.get("numberOfRepeatsAllowed"), "dispenseRequest.numberOfRepeatsAllowed"
+        )
+        if repeats is not None and (repeats < 0 or repeats != int(repeats)):
+            raise Unreadable("dispenseRequest.numberOfRepeatsAllowed is not a whole number")
+        return each * (1 + int(repeats or 0)) / 365.25
+    if res.get("effectivePeriod") is not None:
+        return _period(res["effectivePeriod"], "effectivePeriod")
+    return None
+
+
+def _period(period: Any, what: str) -> float | None:
+    if not isinstance(period, dict):
+        raise Unreadable(f"{what} is {el.kind(period)}, not a Period")
+    start = el.date(period.get("start"), f"{what}.start")
+    end = el.date(period.get("end"), f"{what}.end")
+    if start is None or end is None:
+        return None
+    if end[1] < start[0]:
+        raise Unreadable(f"{what} ends before it starts")
+    return (end[1] - start[0]).days / 365.25
