@@ -1,5 +1,5 @@
-"""The contract for callers in other languages: JSON Schema (draft 2020-12) of a scenario, the input,
-and of a result, the output, derived from the pydantic models that validate and write them.
+"""The contract for callers in other languages: JSON Schema (draft 2020-12) of a scenario, the
+input, and of a result, the output, derived from the pydantic models that validate and write them.
 
 `caveat schema scenario|result` prints them, and docs/schemas/ holds copies of what it prints
 (tests/test_schemas.py keeps those in step). The scenario schema refuses what validation refuses
@@ -11,8 +11,8 @@ while validation trims it first.
 Each document's `$id` is relative (scenario.json, result.json): the project has no address of its
 own to publish them at, and an invented absolute URL would look fetchable while it is not. A
 relative `$id` takes its base from wherever the file is actually read (a checkout, a package, a web
-server); it is a valid 2020-12 `$id` (a URI reference without a fragment), to be made absolute if the
-schemas ever get a home of their own.
+server such as `caveat serve`, at /schemas/scenario.json); it is a valid 2020-12 `$id` (a URI
+reference without a fragment), to be made absolute if the schemas ever get a home of their own.
 """
 
 from __future__ import annotations

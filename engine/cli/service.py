@@ -28,8 +28,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..service.app import ServiceConfig, create_app
-    except ImportError as exc:  # pragma: no cover - the service's packages are dependencies
-        raise Usage(f"the service needs {exc.name}: pip install 'caveat'") from None
+    except ImportError as exc:
+        raise Usage(
+            f"the service needs {exc.name}, which comes with the service extra: "
+            "pip install 'caveat[service]'"
+        ) from None
     if not 0 <= args.port <= 65535:
         raise Usage(f"--port {args.port}: a port is 0..65535")
     verifier = None

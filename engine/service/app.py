@@ -48,6 +48,7 @@ log = logging.getLogger("caveat.service")
 MAX_BODY = 2 * 1024 * 1024  # bytes of a request body; a 200-resource prefetch is ~300 KB
 MAX_DEPTH = 64  # levels of JSON nesting (FHIR resources need under 15)
 JSON = "application/json"
+SERVER_SIDE = frozenset({"jwks", "replay-cache-full"})  # auth checks that fail on our side
 
 
 @dataclass
@@ -199,7 +200,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 config.verifier.verify, request.headers.get("authorization"), audience
             )
         except AuthError as exc:
-            raise Refused(401, [("security", f"{exc.check}: {exc.message}", None)]) from None
+            if exc.check in SERVER_SIDE:  # the service cannot check now: not the token's fault
+                raise Refused(503, [("transient", exc.message, None)]) from None
+            raise Refused(401, [("security", exc.message, None)]) from None
 
     def service_of(service_id: str) -> Service:
         found = table.get(service_id)

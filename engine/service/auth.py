@@ -3,11 +3,11 @@
 Each request carries `Authorization: Bearer <JWT>`. A token is accepted only if, in this order:
 its JOSE header names an accepted asymmetric `alg` (`none` and HMAC are refused before any key is
 looked up), `typ` is "JWT" and `kid` is set; its `iss` is on the allow-list; a `jku`, if sent,
-equals the issuer's configured `jwks_url` (ignored for a `jwks_file` issuer; never fetched: keys
-come only from the config);
-the signature verifies with the issuer's key of that `kid`; `aud` is the endpoint called; `exp`
-has not passed, `nbf` (if sent) has, and `iat` is neither in the future nor older than
-`max_token_age_seconds` (each with `clock_skew_seconds` of slack); `jti` was not seen before.
+equals the issuer's configured `jwks_url` (for a `jwks_file` issuer it is ignored; it is never
+fetched: keys come only from the config); the signature verifies with the issuer's key of that
+`kid`; `aud` is the endpoint called; `exp` has not passed, `nbf` (if sent) has, and `iat` is
+neither in the future nor older than `max_token_age_seconds` (each with `clock_skew_seconds` of
+slack); `jti` was not seen before.
 
 AuthError.check names the check that failed (the service answers 401 for all of them, except
 "jwks" and "replay-cache-full", which are ours to fix and deserve a 503):
@@ -38,6 +38,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,12 +56,7 @@ from engine.yamlfile import YamlProblem, locate, parse_json, parse_yaml
 ACCEPTED_ALGS: dict[str, tuple[str, str | None]] = {  # alg -> (kty, EC curve)
     "ES256": ("EC", "P-256"),
     "ES384": ("EC", "P-384"),
-    "RS256": ("RSA", None),
-    "RS384": ("RSA", None),
-    "RS512": ("RSA", None),
-    "PS256": ("RSA", None),
-    "PS384": ("RSA", None),
-    "PS512": ("RSA", None),
+    **dict.fromkeys(("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), ("RSA", None)),
 }
 MIN_RSA_BITS = 2048
 MAX_TOKEN_CHARS = 16 * 1024
@@ -92,12 +88,8 @@ def _short(value: Any) -> str:
 
 
 def _loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host is not None and (host == "localhost" or ipaddress.ip_address(host).is_loopback)
     except ValueError:
         return False
 
@@ -115,7 +107,8 @@ class TrustedIssuer(BaseModel):
     )
     jwks_file: Path | None = Field(
         default=None,
-        description="Its JWK Set as a file, relative to the config file (exchanged out of band).",
+        description="Its JWK Set as a file (exchanged out of band), relative to the config file "
+        "(to the working directory for an AuthConfig built in code).",
     )
 
     @model_validator(mode="after")
@@ -182,10 +175,7 @@ def parse_jwks(data: Any) -> dict[str, Key]:
         if kid in keys:
             raise ValueError(f"{place}: `kid` {_short(kid)} repeats; a kid must be unique")
         if kty == "oct":
-            raise ValueError(
-                f"{place}: a symmetric (oct) key; CDS Hooks forbids symmetric algorithms: "
-                "publish only the client's public EC or RSA key"
-            )
+            raise ValueError(f"{place}: a symmetric key, forbidden by CDS Hooks; use EC or RSA")
         if kty not in ("EC", "RSA"):
             raise ValueError(f"{place}: key type {_short(kty)}; only EC and RSA are accepted")
         if any(member in jwk for member in _PRIVATE_MEMBERS):
@@ -228,26 +218,17 @@ def _place(loc: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
-_HINTS = {
-    "missing": "add it",
-    "extra_forbidden": "remove it or check its spelling",
-    "too_short": "list at least one trusted issuer",
-}
+_HINTS = {"missing": "add it", "extra_forbidden": "remove it or check its spelling"}
 
 
 def load_auth_config(path: str | Path) -> AuthConfig:
     """The auth config in a YAML or JSON (by `.json` suffix) file, with its JWK Set files read
     and checked; AuthConfigError names the file, the place and the likely fix."""
-    path = Path(path)
+    path, name = Path(path), str(path)
     try:
-        text = decode(
-            read_limited(path, MAX_FILE_BYTES, "an auth config", "", pipes=False), str(path)
-        )
-        data = (
-            parse_json(text, str(path))
-            if path.suffix == ".json"
-            else parse_yaml(text, str(path), dates=False)
-        )
+        text = decode(read_limited(path, MAX_FILE_BYTES, "an auth config", "", pipes=False), name)
+        json_file = path.suffix == ".json"
+        data = parse_json(text, name) if json_file else parse_yaml(text, name, dates=False)
     except InputError as exc:
         raise AuthConfigError(f"{exc}: check the auth config path") from None
     except YamlProblem as exc:
@@ -276,13 +257,13 @@ def load_auth_config(path: str | Path) -> AuthConfig:
     return config
 
 
+@dataclass
 class _IssuerKeys:
-    def __init__(self, issuer: TrustedIssuer, keys: dict[str, Key]) -> None:
-        self.issuer = issuer
-        self.keys = keys
-        self.attempted: float | None = None  # when jwks_url was last fetched (or tried)
-        self.loaded: float | None = None  # when it last succeeded
-        self.lock = threading.Lock()
+    issuer: TrustedIssuer
+    keys: dict[str, Key]
+    attempted: float | None = None  # when jwks_url was last fetched (or tried)
+    loaded: float | None = None  # when it last succeeded
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _segment_json(segment: str, what: str) -> dict[str, Any]:
@@ -291,7 +272,7 @@ def _segment_json(segment: str, what: str) -> dict[str, Any]:
     except (ValueError, YamlProblem):  # binascii.Error and UnicodeError are ValueErrors
         value = None
     if not isinstance(value, dict):
-        raise AuthError("malformed", f"the {what} is not base64url-encoded JSON object")
+        raise AuthError("malformed", f"the {what} is not a base64url-encoded JSON object")
     return value
 
 
@@ -369,14 +350,12 @@ class JwtVerifier:
     def _check_alg(alg: Any) -> None:
         if not isinstance(alg, str):
             raise AuthError("alg", "the JOSE header has no 'alg'")
-        if alg.lower() == "none":
+        if alg.lower() == "none":  # refused before any key is looked up, as are HS256/384/512
             raise AuthError("alg", "alg 'none' (an unsigned token) is forbidden by CDS Hooks")
         if alg.upper().startswith("HS"):
             raise AuthError("alg", f"alg {_short(alg)} is symmetric, forbidden by CDS Hooks")
         if alg not in ACCEPTED_ALGS:
-            raise AuthError(
-                "alg", f"alg {_short(alg)} is not accepted ({', '.join(ACCEPTED_ALGS)})"
-            )
+            raise AuthError("alg", f"alg {_short(alg)} is not one of {', '.join(ACCEPTED_ALGS)}")
 
     def _key(self, state: _IssuerKeys, kid: str) -> Key:
         url, iss = state.issuer.jwks_url, state.issuer.iss
@@ -389,17 +368,15 @@ class JwtVerifier:
                 state.attempted = now
                 try:
                     state.keys, state.loaded = self._fetch(url), now
-                except (httpx.HTTPError, ValueError) as exc:
-                    problem = (
-                        f": {exc}" if isinstance(exc, ValueError) else f" ({type(exc).__name__})"
-                    )
+                except ValueError as exc:
+                    problem = f": {exc}"
+                except httpx.HTTPError as exc:
+                    problem = f" ({type(exc).__name__})"
             key = state.keys.get(kid)
         if key is not None:
             return key
         if url is not None and state.loaded is None:
-            raise AuthError(
-                "jwks", f"the JWK Set of {iss!r} could not be fetched from {url}{problem}"
-            )
+            raise AuthError("jwks", f"cannot fetch the JWK Set of {iss!r} from {url}{problem}")
         raise AuthError("kid", f"no key {_short(kid)} in the JWK Set of issuer {iss!r}")
 
     def _fetch(self, url: str) -> dict[str, Key]:
@@ -412,11 +389,13 @@ class JwtVerifier:
         ):
             if response.status_code != 200:
                 raise ValueError(f"HTTP status {response.status_code}")
-            body = bytearray()
+            body, deadline = bytearray(), time.monotonic() + self._timeout
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > MAX_FILE_BYTES:
                     raise ValueError("the JWK Set is larger than 1 MiB")
+                if time.monotonic() > deadline:  # a server dripping bytes would hold the lock
+                    raise ValueError(f"the JWK Set took over {self._timeout} s to arrive")
         try:
             return parse_jwks(parse_json(body.decode("utf-8")))
         except (YamlProblem, UnicodeError) as exc:
