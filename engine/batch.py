@@ -56,6 +56,8 @@ def json_line(outcome: Outcome) -> bytes:
         "status": outcome.status,
         "problems": outcome.problems,
     }
+    if outcome.notes:
+        fields["notes"] = outcome.notes
     try:
         head = json.dumps(fields, ensure_ascii=False).encode()
     except UnicodeEncodeError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import stat
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
@@ -432,6 +432,33 @@ class Outcome(BaseModel):
     status: Literal["pass", "fail", "error", "evaluated"]
     problems: list[str] = Field(default_factory=list)
     result: Result | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what a case in another format (a FHIR Bundle) held that could not be read",
+    )
+
+
+# Readers of cases written in other formats, added by edge packages (engine.fhir adds FHIR
+# patient Bundles): each takes (knowledge base, case data, case name) and returns the case as a
+# scenario mapping with notes on what it could not read, or None when the data is not its format.
+CaseReader = Callable[["KnowledgeBase", Any, str], "tuple[dict[str, Any], list[str]] | None"]
+READERS: list[CaseReader] = []
+
+
+def register_reader(reader: CaseReader) -> None:
+    """Read cases of another format too (in this process and the workers it forks later); a
+    reader of the same function replaces the one registered before."""
+    key = getattr(reader, "func", reader)
+    READERS[:] = [r for r in READERS if getattr(r, "func", r) is not key]
+    READERS.append(reader)
+
+
+def _converted(kb: KnowledgeBase, data: Any, name: str) -> tuple[Any, list[str]] | None:
+    for reader in READERS:
+        found = reader(kb, data, name)
+        if found is not None:
+            return found
+    return None
 
 
 def run_case(
@@ -442,11 +469,21 @@ def run_case(
 ) -> Outcome:
     """Evaluate one case and hold it to its expectations; never raises for bad input."""
     entry = parse_entry(entry)
-    base = {"case": entry.name, "path": entry.path, "line": entry.line}
+    base: dict[str, Any] = {"case": entry.name, "path": entry.path, "line": entry.line}
     if entry.error is not None:
         return Outcome(**base, status="error", problems=[entry.error])
+    data, notes = entry.data, []
+    if READERS:
+        try:
+            converted = _converted(kb, data, entry.name)
+        except Exception as exc:  # a defect of a reader: reported on its case
+            problem = f"internal error reading this case (a defect of caveat): {type(exc).__name__}"
+            return Outcome(**base, status="error", problems=[f"{problem}: {exc}"])
+        if converted is not None:
+            data, notes = converted
+            base["notes"] = notes
     try:
-        case = split_case(entry.data, entry.name)
+        case = split_case(data, entry.name)
     except ScenarioError as exc:
         return Outcome(**base, status="error", problems=[str(p) for p in exc.problems])
     expect = case.expect

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a scenario file larger than this, e.g. 4M (default: "
         f"{size_text(DEFAULT_LIMITS.scenario_file)})",
     )
+    as_of_help = (
+        "for FHIR data: compute ages and durations as of this date, YYYY-MM-DD (default: today)"
+    )
     today_help = (
         "judge reviews overdue as of this date, YYYY-MM-DD (default: $CAVEAT_TODAY, else today)"
     )
@@ -102,12 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--json", action="store_true", help="print the result as JSON")
     ev.add_argument(
+        "--fhir",
+        action="store_true",
+        help="FILE is a FHIR R4 patient Bundle (JSON): map it onto a scenario first, and say "
+        "what could not be read (with --json: {result, fhir})",
+    )
+    ev.add_argument("--as-of", type=_date, metavar="DATE", help=as_of_help)
+    ev.add_argument(
         "--background",
         action="store_true",
         help="also show statements that hold whatever the scenario (class, pharmacology)",
     )
     ev.add_argument("--include-draft", action="store_true", help=draft_help)
-    ev.add_argument(FILE_OPTION, **scenario_limit)
+    ev.add_argument(
+        FILE_OPTION,
+        **{
+            **scenario_limit,
+            "default": None,
+            "help": "refuse a scenario file larger than this, e.g. 4M (default: "
+            f"{size_text(DEFAULT_LIMITS.scenario_file)}; with --fhir, "
+            f"{size_text(DEFAULT_LIMITS.case_file)})",
+        },
+    )
     ev.add_argument("--pack", metavar="DIR", help=pack_help)
     ev.set_defaults(func=cmd_evaluate)
 
@@ -166,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a JSON Lines record longer than this, e.g. 4M (default: "
         f"{size_text(DEFAULT_LIMITS.json_line)})",
     )
+    ba.add_argument("--as-of", type=_date, metavar="DATE", help=as_of_help)
     ba.add_argument("--pack", metavar="DIR", help=pack_help)
     ba.set_defaults(func=cmd_batch)
 

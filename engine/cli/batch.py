@@ -28,6 +28,7 @@ from rich.text import Text
 
 from ..batch import JSON_LINES, default_workers, run_chunks
 from ..cases import cases_in, read_cases
+from ..fhir.cases import enable as enable_fhir
 from ..reading import Limits
 from ..reports import SUFFIXES, WRITERS, Summary, TableWriter
 from ..workers import MAX_WORKERS, STOP_SIGNALS, deferred_signals
@@ -94,6 +95,7 @@ def _format_for(args: argparse.Namespace) -> str:
 def cmd_batch(args: argparse.Namespace) -> int:
     err = stderr()
     kb = load_pack(args.pack)
+    enable_fhir(args.as_of)  # a case file holding a FHIR patient Bundle is read as its patient
     fmt = _format_for(args)
     show_progress = not args.quiet and err.is_terminal
     workers = args.workers if args.workers is not None else default_workers()

@@ -14,6 +14,8 @@ from ..cleantext import printable
 from ..errors import ScenarioError
 from ..evaluate import run
 from ..explain import explain, render_explanation
+from ..knowledge_base import KnowledgeBase
+from ..reading import DEFAULT_LIMITS
 from ..render import render_result
 from ..suggestions import did_you_mean
 from ..yamlfile import YamlProblem
@@ -26,6 +28,7 @@ from .common import (
     say,
     stderr,
     stdout,
+    today,
 )
 
 
@@ -53,9 +56,30 @@ def _invalid(name: str, exc: ScenarioError) -> int:
     return EXIT_INPUT
 
 
+def _fhir_scenario(args: argparse.Namespace, kb: KnowledgeBase) -> tuple[Any, Any]:
+    """The scenario of a FHIR patient Bundle (or a list or prefetch object of resources), and
+    the mapping that says what could not be read."""
+    from ..fhir.mapping import map_patient
+
+    limit = args.max_file_size if args.max_file_size is not None else DEFAULT_LIMITS.case_file
+    try:
+        data = read_scenario_document(args.file, limit)
+    except YamlProblem as exc:
+        raise Usage(str(exc)) from None
+    if not isinstance(data, dict | list):
+        raise Usage(f"{args.file}: a FHIR Bundle (a JSON object) is needed for --fhir")
+    mapping = map_patient(data, kb, as_of=args.as_of or today())
+    return mapping.scenario, mapping
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     kb = load_pack(args.pack)
-    data = _scenario(args.file, args.max_file_size)
+    mapping = None
+    if args.fhir:
+        data, mapping = _fhir_scenario(args, kb)
+    else:
+        limit = args.max_file_size
+        data = _scenario(args.file, limit if limit is not None else DEFAULT_LIMITS.scenario_file)
     try:
         result = run(
             kb,
@@ -67,11 +91,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         return _invalid(args.file, exc)
     if args.json:
-        sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        out: Any = result.model_dump(mode="json")
+        if mapping is not None:
+            out = {"result": out, "fhir": mapping.model_dump(mode="json", exclude={"scenario"})}
+        sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False))
         sys.stdout.write("\n")
     else:
         render_result(result, kb, stdout())
+        if mapping is not None:
+            _render_mapping(mapping)
     return EXIT_OK
+
+
+def _render_mapping(mapping: Any) -> None:
+    from ..fhir.cases import notes_of
+
+    notes = notes_of(mapping)
+    if not notes:
+        return
+    out = stdout()
+    out.print(Text(f"\nFrom the FHIR data (as of {mapping.as_of}):", style="bold"))
+    for note in notes:
+        out.print(Text(f"  {printable(note)}"))
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
