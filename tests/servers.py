@@ -46,9 +46,9 @@ class Served:
 
 
 @contextmanager
-def serve(tmp: Path, *args: str, ready: bool = True) -> Iterator[Served]:
-    """`caveat serve --as-of 2026-11-25` on a free port, until the block ends."""
-    port = free_port()
+def serve(tmp: Path, *args: str, ready: bool = True, port: int | None = None) -> Iterator[Served]:
+    """`caveat serve --as-of 2026-11-25` on `port` (default: a free one), until the block ends."""
+    port = port or free_port()
     feedback = tmp / "feedback.jsonl"
     log = tmp / f"serve-{port}.log"
     command = [

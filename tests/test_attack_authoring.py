@@ -313,7 +313,7 @@ def test_a_yaml_scalar_holds_any_text_exactly_on_one_line(text: str):
 
 def release_cli(pack: Path, *changes: str) -> subprocess.CompletedProcess:
     flags = [f"--change={c}" for c in changes]
-    return caveat("rules", "release", "2.0.1", *flags, "--pack", str(pack), "--cases", str(CASES))
+    return caveat("rules", "release", "2.1.1", *flags, "--pack", str(pack), "--cases", str(CASES))
 
 
 def test_release_refuses_a_control_character_and_leaves_pack_yaml_as_it_was(pack: Path):
@@ -332,7 +332,7 @@ def test_release_keeps_a_change_holding_a_document_marker_exactly(pack: Path):
     proc = release_cli(pack, text)
     assert proc.returncode == 0, proc.stderr
     assert read_pack(pack).manifest.changelog[0].changes == [text]
-    assert KnowledgeBase.load(pack).version == "2.0.1"
+    assert KnowledgeBase.load(pack).version == "2.1.1"
 
 
 def test_release_text_round_trips_whatever_yaml_makes_of_it(pack: Path):
@@ -347,16 +347,16 @@ def test_release_text_round_trips_whatever_yaml_makes_of_it(pack: Path):
         "Ünïcödé ✓ and 💊",
         "",
     ]
-    release(pack, "2.0.1", changes, "2026-12-02", cases=[CASES])
+    release(pack, "2.1.1", changes, "2026-12-02", cases=[CASES])
     assert read_pack(pack).manifest.changelog[0].changes == changes
-    assert KnowledgeBase.load(pack).version == "2.0.1"
+    assert KnowledgeBase.load(pack).version == "2.1.1"
 
 
 @pytest.mark.parametrize("bad", ["carriage\rreturn", "next\x85line", "escape\x1b[31m", "del\x7f"])
 def test_release_refuses_any_control_character_but_newline_and_tab(pack: Path, bad: str):
     before = (pack / "pack.yaml").read_bytes()
     with pytest.raises(Refused, match=r"--change .* control character U\+"):
-        release(pack, "2.0.1", ["fine", bad], "2026-12-02", cases=[CASES])
+        release(pack, "2.1.1", ["fine", bad], "2026-12-02", cases=[CASES])
     assert (pack / "pack.yaml").read_bytes() == before
 
 
@@ -367,7 +367,7 @@ def test_release_checks_the_new_manifest_before_it_replaces_the_old(
     before, inode = manifest.read_bytes(), manifest.stat().st_ino
     monkeypatch.setattr(governance, "yaml_scalar", lambda text: '"' + text)  # unterminated
     with pytest.raises(Refused, match="left as it was"):
-        release(pack, "2.0.1", ["x"], "2026-12-02", cases=[CASES])
+        release(pack, "2.1.1", ["x"], "2026-12-02", cases=[CASES])
     assert manifest.read_bytes() == before
     assert manifest.stat().st_ino == inode  # never replaced, not even for a moment
     assert sorted(p.name for p in pack.iterdir()) == sorted(p.name for p in RULES.iterdir())

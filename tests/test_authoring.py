@@ -120,7 +120,7 @@ def test_rules_no_case_exercises_are_warnings(pack: Path, tmp_path: Path):
 def test_a_rule_change_without_a_version_change_fails(pack: Path):
     edit(pack / "rules" / "4-mood.yaml", "acute mania.", "acute mania (sentence 17).")
     (found,) = errors(pack)
-    assert "the pack changed but its version did not: 2.0.0 was released as" in found
+    assert "the pack changed but its version did not: 2.1.0 was released as" in found
     assert found.startswith("rules/pack.yaml:")
 
 
@@ -342,10 +342,10 @@ def test_diff_against_a_git_revision(pack: Path, tmp_path: Path):
 def test_release_bumps_the_version_and_records_the_digest(pack: Path):
     edit(pack / "rules" / "4-mood.yaml", "acute mania.", "acute mania (sentence 17).")
     assert errors(pack)
-    digest = release(pack, "2.1.0", ["Reworded acute-mania."], "2026-11-25", cases=[CASES])
+    digest = release(pack, "2.2.0", ["Reworded acute-mania."], "2026-11-25", cases=[CASES])
     assert errors(pack) == []
     manifest = read_pack(pack).manifest
-    assert manifest.version == "2.1.0" and manifest.changelog[0].digest == digest
+    assert manifest.version == "2.2.0" and manifest.changelog[0].digest == digest
     assert manifest.changelog[0].changes == ["Reworded acute-mania."]
     assert "# The clonazepam knowledge pack" in (pack / "pack.yaml").read_text()  # comments kept
     assert load_knowledge_base(pack).digest == digest  # what results report

@@ -57,7 +57,7 @@ def test_release_refuses_while_check_fails_and_says_which(pack: Path):
     edit(pack / "rules" / "4-mood.yaml", "condition: acute-mania", "condition: acute-manai")
     before = (pack / "pack.yaml").read_text()
     with pytest.raises(Refused, match=r"`caveat rules check` reports 1 error\(s\)"):
-        release(pack, "2.1.0", ["x"], "2026-12-01", cases=[CASES])
+        release(pack, "2.2.0", ["x"], "2026-12-01", cases=[CASES])
     assert (pack / "pack.yaml").read_text() == before
 
 
@@ -83,10 +83,10 @@ def test_release_refuses_while_coverage_is_incomplete(pack: Path, tmp_path: Path
 
 def test_release_command_says_why_it_refuses(pack: Path, capsys):
     edit(pack / "rules" / "4-mood.yaml", "condition: acute-mania", "condition: acute-manai")
-    code = main(["rules", "release", "2.1.0", "--change", "x", "--pack", str(pack)])
+    code = main(["rules", "release", "2.2.0", "--change", "x", "--pack", str(pack)])
     assert code == 1
     err = capsys.readouterr().err
-    assert "not releasing 2.1.0: the pack must pass its checks first" in err
+    assert "not releasing 2.2.0: the pack must pass its checks first" in err
     assert "unknown concept 'acute-manai'" in err
 
 
@@ -167,7 +167,7 @@ def test_review_is_recorded_in_the_rule_file_and_changes_the_digest(pack: Path):
     rules = {r.id: r for r in contents.rules}
     for rid in ("rls-third-line", "bruxism-short-term"):
         last = rules[rid].last_review
-        assert (last.by, str(last.date), last.version) == ("Dr. R. Viewer", "2026-12-02", "2.0.0")
+        assert (last.by, str(last.date), last.version) == ("Dr. R. Viewer", "2026-12-02", "2.1.0")
         assert last.unreleased is False and last.note == "Wording checked."
         assert len(rules[rid].reviews) == 2  # appended to the trail
     assert rules["rls-before-third-line"].last_review.by == "Caveat maintainers"
@@ -247,10 +247,10 @@ def test_release_into_an_empty_changelog(pack: Path):
     path = pack / "pack.yaml"
     text = path.read_text()
     path.write_text(text[: text.index("changelog:")] + "changelog: []\n")
-    digest = release(pack, "2.0.1", ["first"], "2026-12-02", cases=[CASES])
+    digest = release(pack, "2.1.1", ["first"], "2026-12-02", cases=[CASES])
     contents = read_pack(pack)
     assert contents.errors == []
-    assert [(e.version, e.digest) for e in contents.manifest.changelog] == [("2.0.1", digest)]
+    assert [(e.version, e.digest) for e in contents.manifest.changelog] == [("2.1.1", digest)]
 
 
 def test_commands_that_write_edit_only_a_pack_named_or_here(tmp_path: Path):
@@ -268,7 +268,7 @@ def test_a_result_says_whether_its_pack_is_the_released_one(pack: Path):
     assert evaluate({"conditions": ["RLS"]}).knowledge_base.released is True
     edit(pack / "rules" / "4-mood.yaml", "acute mania.", "acute mania!")
     ref = evaluate({}, knowledge_base=KnowledgeBase.load(pack)).knowledge_base
-    assert ref.version == "2.0.0" and ref.released is False
+    assert ref.version == "2.1.0" and ref.released is False
     scenario = pack.parent / "s.yaml"
     scenario.write_text("conditions: [acute mania]\n")
     out = caveat("evaluate", str(scenario), "--pack", str(pack)).stdout

@@ -10,6 +10,7 @@ trace on the server's side only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..errors import ScenarioError
 from ..evaluate import run
@@ -91,12 +93,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise Refused(413, [("too-costly", f"the body is over the limit of {limit:,} bytes", None)])
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(
-                413, [("too-costly", f"the body is over the limit of {limit:,} bytes", None)]
-            )
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Refused(
+                    413, [("too-costly", f"the body is over the limit of {limit:,} bytes", None)]
+                )
+    except ClientDisconnect:  # the client went before its body ended: no defect of ours
+        raise Refused(
+            400, [("incomplete", "the connection closed before the body ended", None)]
+        ) from None
     return bytes(body)
 
 
@@ -181,7 +188,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = "not-found" if exc.status_code == 404 else "not-supported"
-        return _refusal(exc.status_code, [(code, str(exc.detail), None)])
+        response = _refusal(exc.status_code, [(code, str(exc.detail), None)])
+        response.headers.update(exc.headers or {})  # a 405 must say what is Allow-ed
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -218,8 +227,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.post("/cds-services/{service_id}")
     async def call(service_id: str, request: Request) -> Response:
+        await authorise(request, f"{base}/cds-services/{service_id}")  # 401 before 404: no probing
         service = service_of(service_id)
-        await authorise(request, f"{base}/cds-services/{service_id}")
         data = parse(await read_body(request, config.max_body))
         try:
             hook = HookRequest.model_validate(data)
@@ -269,8 +278,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.post("/cds-services/{service_id}/feedback")
     async def post_feedback(service_id: str, request: Request) -> Response:
-        service = service_of(service_id)
         await authorise(request, f"{base}/cds-services/{service_id}/feedback")
+        service = service_of(service_id)
         data = parse(await read_body(request, config.max_body))
         try:
             items = Feedback.model_validate(data).feedback
@@ -312,7 +321,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise Refused(404, [("not-found", "schemas: scenario.json or result.json", None)])
         from ..schemas import json_schema
 
-        return _json(json_schema(name))  # type: ignore[arg-type]
+        # stdlib json: the scenario schema holds a `maximum` past 64 bits, which orjson refuses
+        text = json.dumps(json_schema(name), ensure_ascii=False)  # type: ignore[arg-type]
+        return Response(text.encode(), media_type=JSON)
 
     @app.get("/healthz")
     async def healthz() -> Response:

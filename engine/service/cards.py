@@ -183,18 +183,26 @@ def undecided_card(kb: KnowledgeBase, result: Result, mapping: FhirMapping | Non
         parts.append("")
     conditions = [u for u in result.unrecognized if u.field == "conditions"]
     medications = [u for u in result.unrecognized if u.field == "medications"]
-    beyond = sum(
-        n for k, n in (mapping.left_out.items() if mapping else ()) if "beyond the first" in k
-    )
-    if conditions or medications or beyond:
-        counts.append(f"{len(conditions) + len(medications) + beyond} not recognised")
+    beyond = {  # unrecognised items past the scenario's limit, per field (the mapping's keys)
+        f: sum(
+            n
+            for k, n in (mapping.left_out.items() if mapping else ())
+            if k.startswith(f"{f}:") and "beyond the first" in k
+        )
+        for f in ("conditions", "medications")
+    }
+    if conditions or medications or any(beyond.values()):
+        total = len(conditions) + len(medications) + sum(beyond.values())
+        counts.append(f"{total} not recognised")
         parts += ["**Not recognised by this pack** (never taken as absent)", ""]
-        if conditions:
+        if conditions or beyond["conditions"]:
             parts.append(
-                f"- {len(conditions) + beyond:,} condition(s) the pack does not recognise "
-                "(for most patients, conditions unrelated to this source)"
+                f"- {len(conditions) + beyond['conditions']:,} condition(s) the pack does not "
+                "recognise (for most patients, conditions unrelated to this source)"
             )
         parts += _listed([f"medication {u.input}: {u.reason}" for u in medications], "medications")
+        if beyond["medications"]:
+            parts.append(f"- and {beyond['medications']:,} more medications, past the limit")
         parts.append("")
     if mapping is not None and (mapping.unmapped or mapping.unmapped_more):
         total = len(mapping.unmapped) + mapping.unmapped_more

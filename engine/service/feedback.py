@@ -29,7 +29,7 @@ class FeedbackRecord(BaseModel):
     received: dt.datetime = Field(description="when the service received it (UTC)")
     service: str = Field(description="the service id it was posted to")
     card: str = Field(description="the card's uuid")
-    card_kind: str = Field(description="statement, info (what was undecided), or unknown")
+    card_kind: str = Field(description="rule, info (what was undecided), or unknown")
     rule: str | None = Field(description="the rule the card stated, read from its uuid")
     pack: dict[str, str] = Field(description="id, version and digest of the pack serving it")
     outcome: str = Field(description="accepted or overridden")

@@ -40,7 +40,8 @@ def fill(template: str, context: dict[str, Any]) -> str | None:
     def token(match: re.Match[str]) -> str:
         nonlocal missing
         value = context.get(match.group(1))
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or value in (".", ".."):
+            # "." or ".." would be a dot segment of the path: Patient/.. reads the server's base
             missing = True
             return ""
         return quote(value, safe="")
@@ -49,11 +50,14 @@ def fill(template: str, context: dict[str, Any]) -> str | None:
     return None if missing else filled
 
 
-async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str], key: str) -> Any:
+async def _get(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], key: str, read: bool = False
+) -> Any:
     try:
         async with client.stream("GET", url, headers=headers) as response:
-            if response.status_code == 404:
-                return None  # a read of a resource that is not there: no data
+            if response.status_code == 404 and read:
+                return None  # a read of a resource that is not there: no data (a search that
+                # is not found is a wrong base URL or an unsupported search: an error)
             if response.status_code != 200:
                 raise FetchError(key, f"the FHIR server answered HTTP {response.status_code}")
             body = bytearray()
@@ -73,6 +77,23 @@ async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str], key
         raise FetchError(key, "the FHIR server's answer is not JSON") from None
 
 
+def _unread(key: str) -> dict[str, Any]:
+    """A Bundle entry saying that the rest of a search was not read."""
+    return {
+        "resource": {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "warning",
+                    "code": "too-costly",
+                    "diagnostics": f"the FHIR server had more than {MAX_PAGES} pages for "
+                    f"{key!r}; the pages after the {MAX_PAGES}th were not read",
+                }
+            ],
+        }
+    }
+
+
 async def fetch(
     client: httpx.AsyncClient,
     server: str,
@@ -90,8 +111,8 @@ async def fetch(
     for key, template in templates.items():
         path = fill(template, context)
         if path is None:
-            raise FetchError(key, f"the context has no value for the template {template!r}")
-        data = await _get(client, urljoin(base, path), headers, key)
+            raise FetchError(key, f"the context has no usable value for the template {template!r}")
+        data = await _get(client, urljoin(base, path), headers, key, read="?" not in path)
         pages = 1
         while isinstance(data, dict) and data.get("resourceType") == "Bundle":
             nxt = next(
@@ -102,7 +123,10 @@ async def fetch(
                 ),
                 None,
             )
-            if not isinstance(nxt, str) or pages >= MAX_PAGES:
+            if not isinstance(nxt, str):
+                break
+            if pages >= MAX_PAGES:  # said, not passed over: the mapping lists what it says
+                data = {**data, "entry": [*(data.get("entry") or []), _unread(key)]}
                 break
             if not nxt.startswith(base):
                 raise FetchError(key, "a next link leads off the FHIR server; not followed")

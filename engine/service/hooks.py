@@ -142,17 +142,22 @@ def check_context(service: Service, request: HookRequest) -> tuple[str, tuple[st
 
 def missing_prefetch(request: HookRequest) -> list[str]:
     """The prefetch keys the service asks for that the request does not carry (null counts as
-    carried: it means no data)."""
+    carried: it means no data). A key whose value is an OperationOutcome is not carried: the
+    client says it could not fetch it (the spec's way), which is not "no data"."""
     given = request.prefetch or {}
-    return [key for key in PREFETCH if key not in given]
+    return [key for key in PREFETCH if key not in given or _failed(given[key])]
+
+
+def _failed(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
 
 def _draft_refs(drafts: Any) -> set[str]:
     refs = set()
     for item in resources(drafts, "context.draftOrders"):
         res = getattr(item, "resource", None)
-        if res is not None and isinstance(res.get("id"), str):
-            refs.add(f"{res['resourceType']}/{res['id']}")
+        if res is not None:  # named as the mapping names it, an order without id too
+            refs.add(f"{res['resourceType']}/{res.get('id')}")
     return refs
 
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Words = Annotated[str, StringConstraints(max_length=10_000)]
@@ -84,11 +93,13 @@ class HookRequest(_In):
         default=None, description="prefetched FHIR data by key; a key set to null means no data"
     )
 
-    @model_validator(mode="after")
-    def _server_with_token(self) -> HookRequest:
-        if self.fhirAuthorization is not None and self.fhirServer is None:
-            raise ValueError("fhirAuthorization is given without fhirServer (the spec requires it)")
-        return self
+    @field_validator("fhirAuthorization")
+    @classmethod
+    def _server_with_token(cls, value: Any, info: ValidationInfo) -> Any:
+        # fhirServer is declared first, so it is validated (or failed) by now
+        if value is not None and info.data.get("fhirServer") is None:
+            raise ValueError("is given without fhirServer (the spec requires both together)")
+        return value
 
 
 class Source(_Out):
@@ -168,7 +179,16 @@ class FeedbackItem(_In):
         default=None, max_length=100, description="required when accepted"
     )
     overrideReason: OverrideReason | None = Field(default=None, description="when overridden")
-    outcomeTimestamp: dt.datetime = Field(description="when, in UTC (RFC 3339)")
+    # not strict: the body is validated as parsed JSON, where a date-time can only be text, and
+    # strict mode takes only datetime objects (it refused every timestamp a client could send)
+    outcomeTimestamp: dt.datetime = Field(strict=False, description="when, in UTC (RFC 3339)")
+
+    @field_validator("outcomeTimestamp", mode="before")
+    @classmethod
+    def _timestamp_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError("a date-time is RFC 3339 text, e.g. 2026-11-25T10:00:00Z")
+        return value
 
     @model_validator(mode="after")
     def _suggestions_when_accepted(self) -> FeedbackItem:
