@@ -42,7 +42,10 @@ _UNIT_WORDS = {
     "month": "mo",
     "year": "a",
 }
-_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+# A FHIR date, or the date of a dateTime; nothing else after it ("20100214" is not the year 2010).
+_DATE = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?(?=$|T[0-9])")
+# What no scenario text may hold: control characters and lone surrogates.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SEMANTIC_TAG = re.compile(r"\s*\((disorder|finding|situation|morphologic abnormality)\)\s*$")
 
 
@@ -86,9 +89,15 @@ def text(value: Any, what: str) -> str | None:
 def number(value: Any, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise Unreadable(f"{what} is {kind(value)}, not a number")
-    return float(value)
+    try:
+        number = float(value)  # an integer of 309 digits or more is no float
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise Unreadable(f"{what} is not a finite number")
+    return number
 
 
 def codings(concept: Any, what: str) -> Iterator[tuple[str | None, str, str]]:
@@ -103,6 +112,9 @@ def codings(concept: Any, what: str) -> Iterator[tuple[str | None, str, str]]:
         system = text(coding.get("system"), f"{what}.coding[{i}].system")
         code = text(coding.get("code"), f"{what}.coding[{i}].code")
         display = text(coding.get("display"), f"{what}.coding[{i}].display") or ""
+        code = (code or "").strip()
+        if UNPRINTABLE.search(code):
+            raise Unreadable(f"{what}.coding[{i}].code holds a control character or lone surrogate")
         if code:
             yield SYSTEMS.get(system or ""), code, display
 

@@ -11,9 +11,9 @@
 - MedicationRequests (active, on-hold, draft) and MedicationStatements (active, intended), by
   RxNorm or ATC coding (product codes resolve through the pack's code lists), else by words. A
   medication that is the pack's subject drug gives `therapy`; the others are `medications`.
-- For the order of the subject drug (the one selected, else the most recent): `therapy.intent`
-  from `courseOfTherapyType` (continuous: long-term, acute: acute), `therapy.duration_years`
-  from the dosage's `boundsDuration` or `boundsPeriod`, else from
+- For the order of the subject drug (the one selected, else a draft, else the most recent):
+  `therapy.intent` from `courseOfTherapyType` (continuous: long-term, acute: acute),
+  `therapy.duration_years` from the dosage's `boundsDuration` or `boundsPeriod`, else from
   `dispenseRequest.expectedSupplyDuration` times (1 + `numberOfRepeatsAllowed`); for a
   MedicationStatement, from `effectivePeriod`.
   `dose` is read only where the pack defines dose bands a quantity can be read in (the bundled
@@ -23,7 +23,9 @@ What cannot be read is listed in `unmapped` with where it is; what is left out o
 (a resolved condition, a stopped order, a resource type the mapping does not read) is counted in
 `left_out`. An item the pack does not recognise is kept (as its code, else its words): what was not
 recognised is never taken as absent. When a list would pass the scenario's limit of items, the
-recognised ones are kept first and the rest are counted.
+recognised ones are kept first and the rest are counted. Input text echoed in the mapping (ids,
+codes, statuses) is kept as given, but for lone surrogates, written as escapes (`\\ud800`) so
+that the mapping can be written as UTF-8.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ..cleantext import no_surrogates
 from ..conditions import AgeTest, leaves
 from ..knowledge_base import KnowledgeBase
 from ..scenario import MAX_AGE, MAX_ITEMS, MAX_YEARS
@@ -133,6 +136,9 @@ def resources(data: Any, where: str = "", depth: int = 0) -> Iterator[_Found | U
             if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
                 yield Unmapped(where=at, reason="a Bundle entry without a resource object")
                 continue
+            if not isinstance(entry["resource"].get("resourceType"), str):
+                yield Unmapped(where=at, reason="a Bundle entry whose resource has no resourceType")
+                continue
             yield from resources(entry["resource"], f"{at}.resource", depth + 1)
         return
     if not isinstance(rtype, str):
@@ -181,7 +187,9 @@ def map_patient(
     by_ref = _index(found)
     patients = [f for f in found if f.resource["resourceType"] == "Patient"]
     if patient_id is not None:
-        patients = [p for p in patients if p.resource.get("id") == patient_id] or patients
+        for other in [p for p in patients if p.resource.get("id") not in (None, patient_id)]:
+            state.problem(_name(other), "about another patient: not used")
+        patients = [p for p in patients if p.resource.get("id") in (None, patient_id)]
     scenario: dict[str, Any] = {}
     pid = patient_id
     if patients:
@@ -194,7 +202,7 @@ def map_patient(
             scenario["patient"] = {"age": age}
     conditions: list[tuple[bool, Any]] = []
     meds: list[tuple[bool, Any]] = []
-    subject: list[tuple[int, str, _Found]] = []
+    subject: list[tuple[tuple[int, int], str, _Found]] = []
     for f in found:
         rtype = f.resource["resourceType"]
         if rtype in ("Patient", "Medication"):
@@ -202,10 +210,10 @@ def map_patient(
         if rtype not in READ:
             state.left_out[f"{rtype}: not read by the mapping"] += 1
             continue
-        if pid is not None and not _about(f.resource, pid):
-            state.problem(_name(f), "about another patient: not used")
-            continue
         try:
+            if pid is not None and not _about(f.resource, pid):
+                state.problem(_name(f), "about another patient: not used")
+                continue
             if rtype == "Condition":
                 item = _condition(state, f)
                 if item is not None:
@@ -221,24 +229,35 @@ def map_patient(
                     meds.append(med[:2])
         except Unreadable as exc:
             state.problem(_name(f), f"{exc}; the resource is not used")
-    scenario["conditions"] = _bounded(state, conditions, "conditions")
-    scenario["medications"] = _bounded(state, meds, "medications")
-    unrecognised = sum(1 for known, _ in conditions if not known)
+    kept = _bounded(state, conditions, "conditions")
+    scenario["conditions"] = [value for _, value in kept]
+    scenario["medications"] = [value for _, value in _bounded(state, meds, "medications")]
+    unrecognised = sum(1 for known, _ in kept if not known)
     subject.sort(key=lambda s: s[0])
     if subject:
         therapy = _therapy(state, subject[0][2])
         if therapy:
             scenario["therapy"] = therapy
-    if pid is not None:
-        scenario["id"] = pid[:200]
+    if pid:
+        if el.UNPRINTABLE.search(pid[:200]):
+            state.problem(
+                "Patient",
+                "the patient's id holds a control character or a lone surrogate: no scenario id",
+            )
+        else:
+            scenario["id"] = pid[:200]
+    ok = no_surrogates  # input echoed in the mapping is written as UTF-8 (JSON, reports)
+    left_out: Counter[str] = Counter()
+    for reason, count in state.left_out.items():
+        left_out[ok(reason)] += count
     return FhirMapping(
         scenario=scenario,
-        patient=pid,
+        patient=None if pid is None else ok(pid),
         as_of=as_of,
-        subject_orders=[s[1] for s in subject],
-        unmapped=state.unmapped,
+        subject_orders=[ok(s[1]) for s in subject],
+        unmapped=[Unmapped(where=ok(u.where), reason=ok(u.reason)) for u in state.unmapped],
         unmapped_more=state.more,
-        left_out=dict(state.left_out),
+        left_out=dict(left_out),
         unrecognised_conditions=unrecognised,
     )
 
@@ -259,19 +278,35 @@ def _index(found: list[_Found]) -> dict[str, dict[str, Any]]:
 
 
 def _about(resource: dict[str, Any], pid: str) -> bool:
-    ref = resource.get("subject") or resource.get("patient")
-    if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
+    what = "subject" if resource.get("subject") is not None else "patient"
+    ref = resource.get(what)
+    if ref is not None and not isinstance(ref, dict):
+        raise Unreadable(f"{what} is {el.kind(ref)}, not a Reference")
+    target = el.text(ref.get("reference"), f"{what}.reference") if ref else None
+    if target is None:
         return True  # not said: taken as the request's patient
-    target = ref["reference"]
     return target.startswith("urn:") or target.rsplit("/", 1)[-1] == pid
 
 
-def _rank(f: _Found, selections: tuple[str, ...]) -> int:
-    """Selected orders first, then drafts, then active ones; the most recent first within."""
-    ref = f"{f.resource['resourceType']}/{f.resource.get('id')}"
-    if ref in selections:
-        return 0
-    return 1 if f.resource.get("status") == "draft" else 2
+def _rank(f: _Found, selections: tuple[str, ...]) -> tuple[int, int]:
+    """Selected orders first, then drafts, then active ones; the most recent first within
+    (by `authoredOn`, else the start of `effectivePeriod`, `effectiveDateTime`, `dateAsserted`;
+    undated or unreadable dates last)."""
+    res = f.resource
+    ref = f"{res['resourceType']}/{res.get('id')}"
+    rank = 0 if ref in selections else 1 if res.get("status") == "draft" else 2
+    period = res.get("effectivePeriod")
+    when = (
+        res.get("authoredOn")
+        or (period.get("start") if isinstance(period, dict) else None)
+        or res.get("effectiveDateTime")
+        or res.get("dateAsserted")
+    )
+    try:
+        span = el.date(when, "date")
+    except Unreadable:
+        span = None
+    return rank, -span[0].toordinal() if span else 1
 
 
 def _age(state: _State, found: _Found) -> float | None:
@@ -283,9 +318,10 @@ def _age(state: _State, found: _Found) -> float | None:
     if span is None:
         return None
     earliest, latest = span
-    if latest > state.as_of:
+    if earliest > state.as_of:
         state.problem(_name(found), f"birthDate is after {state.as_of}; the age is left unknown")
         return None
+    latest = min(latest, state.as_of)  # born by as_of: "2026" on 2026-11-25 is age 0
     high, low = _years(earliest, state.as_of), _years(latest, state.as_of)
     if high > MAX_AGE:
         state.problem(_name(found), f"birthDate gives an age over {MAX_AGE}; left unknown")
@@ -293,7 +329,7 @@ def _age(state: _State, found: _Found) -> float | None:
     if high != low:
         split = [
             f"{op} {value:g}"
-            for op, value in age_tests(state.kb)
+            for op, value in dict.fromkeys(age_tests(state.kb))
             if _OPS[op](low, value) != _OPS[op](high, value)
         ]
         if split:
@@ -382,13 +418,13 @@ def _item(
     for system, code, _ in el.codings(concept, what):
         if system not in systems or len(code) > 40:
             continue
-        item = {"code": code.strip(), "system": system}
+        item = {"code": code, "system": system}
         if vocab.lookup_code(system, code):
             return True, item
         first = first or item
     words = el.label(concept, what)
-    if words is not None:
-        words = " ".join(words.split())[:200] or None
+    if words is not None:  # control characters and lone surrogates read as spaces
+        words = " ".join(el.UNPRINTABLE.sub(" ", words).split())[:200].strip() or None
     if words and (vocab.lookup_text(words) or vocab.ambiguity(words)):
         return bool(vocab.lookup_text(words)), words
     if first is not None:
@@ -396,7 +432,9 @@ def _item(
     return (False, words) if words else None
 
 
-def _bounded(state: _State, items: list[tuple[bool, Any]], field_name: str) -> list[Any]:
+def _bounded(
+    state: _State, items: list[tuple[bool, Any]], field_name: str
+) -> list[tuple[bool, Any]]:
     """The items, each once, recognised ones first, at most the scenario's limit."""
     seen: set[str] = set()
     kept: list[tuple[bool, Any]] = []
@@ -412,7 +450,7 @@ def _bounded(state: _State, items: list[tuple[bool, Any]], field_name: str) -> l
             dropped
         )
         kept = kept[:MAX_ITEMS]
-    return [value for _, value in kept]
+    return kept
 
 
 def _therapy(state: _State, found: _Found) -> dict[str, Any]:
