@@ -218,9 +218,14 @@ class PackReader:
                 where = _loc_text(prefix + loc)
                 msg = err["msg"]
                 if err["type"] == "extra_forbidden":
+                    # the key as written (a key holding brackets looks like a union tag to
+                    # _clean_loc, which would drop it)
+                    key = err["loc"][-1]
                     known = _field_names()
-                    msg = f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), known)}"
-                    mark = key_mark(_parent(data, loc), str(loc[-1])) or mark
+                    msg = f"unknown key {key!r}{did_you_mean(str(key), known)}"
+                    parent = _parent(data, loc if loc[-1:] == (key,) else (*loc, key))
+                    mark = key_mark(parent, str(key)) or mark
+                    where = where or _loc_text(prefix)
                 self.problem(file, mark, f"{where}: {msg}" if where else msg, "schema")
             return None
 

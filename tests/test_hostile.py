@@ -681,3 +681,12 @@ def test_markdown_from_input_makes_no_link():
     for text in ("log in at https://evil.example/x?y", "phish@evil.example", "www.evil.example"):
         out = markdown(text)
         assert "https://" not in out and "www." not in out and "phish@" not in out
+
+
+def test_an_unknown_key_holding_brackets_is_named_not_a_crash(pack: Path):
+    # found by the property test above: "0[label" looked like a pydantic union tag and was
+    # dropped from the location, leaving nothing to name (IndexError)
+    path = pack / "caveats.yaml"
+    path.write_text(path.read_text().replace("    label: short term", "    0[label: short term", 1))
+    found = [str(p) for p in read_pack(pack).errors]
+    assert "rules/caveats.yaml:14:5: caveats[3]: unknown key '0[label'" in found, found
