@@ -23,8 +23,8 @@ from engine.fhir.mapping import FhirMapping, map_patient
 BUNDLES = FIXTURES / "fhir" / "bundles"
 AS_OF = dt.date(2026, 11, 25)
 DOSE_NOTE = (
-    "doseAndRate: the pack defines no dose bands (its source gives no doses), so the dose is not "
-    "read as low, standard or high; left unknown"
+    "doseAndRate: the pack defines no dose bands to read a quantity in, so the dose is not read "
+    "as low, standard or high; left unknown"
 )
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"

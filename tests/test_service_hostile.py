@@ -428,12 +428,6 @@ def test_a_malformed_prefetch_resource_is_reported_not_fatal(client, key):
             assert cards is not None and f"{key}.entry[0]" in unreadable(cards), (key, value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.fhir.mapping.resources reads a prefetch value without resourceType as a "
-    "nested prefetch object ({}) or a list of resources ([]): an empty one is silence, not "
-    "reported as unreadable",
-)
 @pytest.mark.parametrize("value", [[], {}], ids=["list", "object"])
 def test_an_empty_object_or_list_as_the_patient_is_reported(client, value):
     cards = answered(post(client, SELECT, replaced(VALID, ("prefetch", "patient"), value)))

@@ -23,7 +23,7 @@ def is_bundle(data: Any) -> bool:
 
 def notes_of(mapping: FhirMapping) -> list[str]:
     """What could not be read, and what was left out on purpose (counted), as lines."""
-    notes = [f"{u.where}: {u.reason}" for u in mapping.unmapped]
+    notes = [f"{u.where}: {u.reason}" for u in (*mapping.notes, *mapping.unmapped)]
     if mapping.unmapped_more:
         notes.append(f"and {mapping.unmapped_more:,} more that could not be read")
     notes += [f"left out: {reason} ({count:,})" for reason, count in mapping.left_out.items()]

@@ -187,3 +187,17 @@ def days(quantity: Any, what: str) -> float | None:
 
 def semantic_free(words: str) -> str:
     return _SEMANTIC_TAG.sub("", words).strip()
+
+
+_BRAND = re.compile(r"\[[^\]]*\]")
+_BEFORE_STRENGTH = re.compile(r"^\s*([A-Za-z][A-Za-z ,'-]*?)\s+\d")
+
+
+def rxnorm_ingredient(display: str) -> str | None:
+    """The ingredient of an RxNorm clinical or branded drug name with one ingredient: the words
+    before its strength ("clonazePAM 0.25 MG Oral Tablet" -> "clonazePAM"); None for a
+    combination ("A 5 MG / B 10 MG ...") or a name that does not start with one."""
+    if " / " in display:
+        return None
+    found = _BEFORE_STRENGTH.match(_BRAND.sub("", display))
+    return found.group(1).strip() if found else None

@@ -15,9 +15,16 @@
   `therapy.intent` from `courseOfTherapyType` (continuous: long-term, acute: acute),
   `therapy.duration_years` from the dosage's `boundsDuration` or `boundsPeriod`, else from
   `dispenseRequest.expectedSupplyDuration` times (1 + `numberOfRepeatsAllowed`); for a
-  MedicationStatement, from `effectivePeriod`.
-  `dose` is read only where the pack defines dose bands a quantity can be read in (the bundled
-  pack defines none: its source gives no doses), and stays unknown otherwise, saying so.
+  MedicationStatement, from `effectivePeriod` (engine.fhir.therapy). The dose stays unknown and
+  says so: no pack defines dose bands a quantity could be read in.
+- An RxNorm coding the pack does not know by code is read by its drug name where the display is
+  an RxNorm clinical-drug name with one ingredient ("clonazePAM 0.25 MG Oral Tablet" is read as
+  clonazepam), and the mapping notes it.
+- A deceased patient's record is read as of the day they died (when it is given), not later: an
+  order still "active" in the record ended then.
+- An OperationOutcome among the data (a client saying a query failed, a search's warning) is
+  reported with its diagnostics; a prefetch value that is an empty object or list is reported
+  (no data is `null`).
 
 What cannot be read is listed in `unmapped` with where it is; what is left out on purpose
 (a resolved condition, a stopped order, a resource type the mapping does not read) is counted in
@@ -41,15 +48,15 @@ from pydantic import BaseModel, Field
 from ..cleantext import no_surrogates
 from ..conditions import AgeTest, leaves
 from ..knowledge_base import KnowledgeBase
-from ..scenario import MAX_AGE, MAX_ITEMS, MAX_YEARS
+from ..scenario import MAX_AGE, MAX_ITEMS
 from . import elements as el
 from .elements import Unreadable
+from .therapy import therapy_of
 
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 ACTIVE_REQUEST = frozenset({"active", "on-hold", "draft"})
 ACTIVE_STATEMENT = frozenset({"active", "intended"})
-COURSE = {"continuous": "long-term", "acute": "acute"}
 MAX_UNMAPPED = 100  # problems listed one by one; the rest are counted
 MAX_DEPTH = 4  # Bundles within prefetch objects within Bundles
 READ = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "Medication")
@@ -88,6 +95,11 @@ class FhirMapping(BaseModel):
     unrecognised_conditions: int = Field(
         0, description="conditions kept that the pack does not recognise (unrelated, mostly)"
     )
+    notes: list[Unmapped] = Field(
+        default_factory=list,
+        description="how the data was read where it did not say it directly (a drug read by its "
+        "RxNorm name, a deceased patient's record read as of the day they died)",
+    )
 
 
 @dataclass
@@ -103,6 +115,7 @@ class _State:
     unmapped: list[Unmapped] = field(default_factory=list)
     more: int = 0
     left_out: Counter[str] = field(default_factory=Counter)
+    notes: list[Unmapped] = field(default_factory=list)
 
     def problem(self, where: str, reason: str) -> None:
         if len(self.unmapped) < MAX_UNMAPPED:
@@ -118,6 +131,8 @@ def resources(data: Any, where: str = "", depth: int = 0) -> Iterator[_Found | U
         yield Unmapped(where=where or "(top)", reason="nested too deeply to be read")
         return
     if isinstance(data, list):
+        if not data and depth > 0:
+            yield Unmapped(where=where, reason="an empty list holds no resource (no data is null)")
         for i, item in enumerate(data):
             yield from resources(item, f"{where}[{i}]", depth + 1)
         return
@@ -126,6 +141,9 @@ def resources(data: Any, where: str = "", depth: int = 0) -> Iterator[_Found | U
             yield Unmapped(where=where or "(top)", reason=f"{el.kind(data)}, not a resource")
         return
     rtype = data.get("resourceType")
+    if rtype is None and depth > 0:
+        yield Unmapped(where=where, reason="an object without resourceType: not a resource")
+        return
     if rtype is None:  # a prefetch object: key -> resource, Bundle or null ("no data")
         for key, value in data.items():
             yield from resources(value, f"{where}.{key}" if where else str(key), depth + 1)
@@ -197,6 +215,7 @@ def map_patient(
         pid = pid or _str(chosen.resource.get("id"))
         for other in patients[1:]:
             state.problem(_name(other), "a second Patient: only the first is read")
+        _deceased(state, chosen)
         age = _age(state, chosen)
         if age is not None:
             scenario["patient"] = {"age": age}
@@ -206,6 +225,9 @@ def map_patient(
     for f in found:
         rtype = f.resource["resourceType"]
         if rtype in ("Patient", "Medication"):
+            continue
+        if rtype == "OperationOutcome":
+            state.problem(_name(f), f"an OperationOutcome: {_diagnostics(f.resource)}")
             continue
         if rtype not in READ:
             state.left_out[f"{rtype}: not read by the mapping"] += 1
@@ -235,7 +257,10 @@ def map_patient(
     unrecognised = sum(1 for known, _ in kept if not known)
     subject.sort(key=lambda s: s[0])
     if subject:
-        therapy = _therapy(state, subject[0][2])
+        order = subject[0][2]
+        therapy = therapy_of(
+            order.resource, state.as_of, lambda why: state.problem(_name(order), why)
+        )
         if therapy:
             scenario["therapy"] = therapy
     if pid:
@@ -253,13 +278,24 @@ def map_patient(
     return FhirMapping(
         scenario=scenario,
         patient=None if pid is None else ok(pid),
-        as_of=as_of,
+        as_of=state.as_of,
         subject_orders=[ok(s[1]) for s in subject],
         unmapped=[Unmapped(where=ok(u.where), reason=ok(u.reason)) for u in state.unmapped],
         unmapped_more=state.more,
         left_out=dict(left_out),
         unrecognised_conditions=unrecognised,
+        notes=[Unmapped(where=ok(u.where), reason=ok(u.reason)) for u in state.notes],
     )
+
+
+def _diagnostics(outcome: dict[str, Any]) -> str:
+    """What an OperationOutcome says, in a line."""
+    said = [
+        " ".join(str(issue.get("diagnostics") or issue.get("code") or "").split())[:300]
+        for issue in el.as_list(outcome.get("issue"))[:5]
+        if isinstance(issue, dict)
+    ]
+    return "; ".join(s for s in said if s) or "no diagnostics given"
 
 
 def _str(value: Any) -> str | None:
@@ -309,6 +345,33 @@ def _rank(f: _Found, selections: tuple[str, ...]) -> tuple[int, int]:
     return rank, -span[0].toordinal() if span else 1
 
 
+def _deceased(state: _State, found: _Found) -> None:
+    """A deceased patient's record is read as of the day they died, when it says which."""
+    res = found.resource
+    try:
+        died = el.date(res.get("deceasedDateTime"), "deceasedDateTime")
+    except Unreadable as exc:
+        state.problem(_name(found), f"{exc}; the record is read as of {state.as_of}")
+        return
+    if died is not None and died[0] < state.as_of:
+        state.as_of = died[0]
+        state.notes.append(
+            Unmapped(
+                where=_name(found),
+                reason=f"the patient died on {died[0]}: the record (age, durations so far) is "
+                "read as of that day",
+            )
+        )
+    elif died is None and res.get("deceasedBoolean") is True:
+        state.notes.append(
+            Unmapped(
+                where=_name(found),
+                reason=f"the patient is recorded as deceased, on a day not given: the record is "
+                f"read as of {state.as_of}",
+            )
+        )
+
+
 def _age(state: _State, found: _Found) -> float | None:
     try:
         span = el.date(found.resource.get("birthDate"), "birthDate")
@@ -353,7 +416,7 @@ def _condition(state: _State, found: _Found) -> tuple[bool, Any] | None:
     if clinical is not None and clinical not in ACTIVE_CONDITION:
         state.left_out[f"Condition: clinicalStatus {clinical[:40]}"] += 1
         return None
-    item = _item(state, res.get("code"), "code", ("ICD-10-CM", "SNOMED-CT"))
+    item = _item(state, res.get("code"), "code", ("ICD-10-CM", "SNOMED-CT"), _name(found))
     if item is None:
         state.problem(_name(found), "no code and no text: nothing to recognise it by")
     return item
@@ -386,7 +449,7 @@ def _medication(
                 return None
         else:
             concept = medication.get("code")
-    item = _item(state, concept, "medication", ("RxNorm", "ATC"))
+    item = _item(state, concept, "medication", ("RxNorm", "ATC"), _name(found))
     if item is None:
         state.problem(_name(found), "no medication code and no text: nothing to recognise it by")
         return None
@@ -408,20 +471,34 @@ def _is_subject(kb: KnowledgeBase, item: Any) -> bool:
 
 
 def _item(
-    state: _State, concept: Any, what: str, systems: tuple[str, ...]
+    state: _State, concept: Any, what: str, systems: tuple[str, ...], name: str
 ) -> tuple[bool, Any] | None:
     """(recognised, scenario item) for a CodeableConcept: its first coding the pack recognises,
     else its words if the pack recognises them, else its first coding in a system the scenario
     knows, else its words; None when it holds neither."""
     vocab = state.kb.vocabulary
     first: dict[str, str] | None = None
-    for system, code, _ in el.codings(concept, what):
+    drug: tuple[str, str, str] | None = None  # (ingredient, code, display) of an RxNorm name
+    for system, code, display in el.codings(concept, what):
         if system not in systems or len(code) > 40:
             continue
         item = {"code": code, "system": system}
         if vocab.lookup_code(system, code):
             return True, item
         first = first or item
+        ingredient = el.rxnorm_ingredient(display) if system == "RxNorm" else None
+        if drug is None and ingredient and vocab.lookup_text(ingredient):
+            drug = (ingredient, code, display)
+    if drug is not None:
+        ingredient, code, display = drug
+        state.notes.append(
+            Unmapped(
+                where=name,
+                reason=f"RxNorm {code} {display[:120]!r} is in no code list of the pack: read by "
+                f"its ingredient's name, {ingredient!r}",
+            )
+        )
+        return True, " ".join(el.UNPRINTABLE.sub(" ", ingredient).split())
     words = el.label(concept, what)
     if words is not None:  # control characters and lone surrogates read as spaces
         words = " ".join(el.UNPRINTABLE.sub(" ", words).split())[:200].strip() or None
@@ -451,80 +528,3 @@ def _bounded(
         )
         kept = kept[:MAX_ITEMS]
     return kept
-
-
-def _therapy(state: _State, found: _Found) -> dict[str, Any]:
-    res = found.resource
-    name = _name(found)
-    therapy: dict[str, Any] = {}
-    try:
-        course = el.status(res.get("courseOfTherapyType"), "courseOfTherapyType")
-    except Unreadable as exc:
-        state.problem(name, f"{exc}; intent left unknown")
-        course = None
-    if course is not None:
-        if course in COURSE:
-            therapy["intent"] = COURSE[course]
-        else:
-            state.problem(name, f"courseOfTherapyType {course[:40]!r} has no intent; left unknown")
-    try:
-        years = _duration(res)
-    except Unreadable as exc:
-        state.problem(name, f"{exc}; the duration is left unknown")
-        years = None
-    if years is not None:
-        if years > MAX_YEARS:
-            state.problem(name, f"a duration over {MAX_YEARS} years; left unknown")
-        else:
-            therapy["duration_years"] = round(years, 4)
-    dosage = el.as_list(res.get("dosageInstruction") or res.get("dosage"))
-    if any(isinstance(d, dict) and d.get("doseAndRate") is not None for d in dosage):
-        state.problem(
-            name,
-            "doseAndRate: the pack defines no dose bands (its source gives no doses), so the dose "
-            "is not read as low, standard or high; left unknown",
-        )
-    return therapy
-
-
-def _duration(res: dict[str, Any]) -> float | None:
-    """The therapy's duration in years: the dosage's bounds, else the supply ordered, else (for a
-    MedicationStatement) its effective period."""
-    for i, dosage in enumerate(el.as_list(res.get("dosageInstruction") or res.get("dosage"))):
-        if not isinstance(dosage, dict):
-            raise Unreadable(f"dosageInstruction[{i}] is {el.kind(dosage)}, not a Dosage")
-        timing = dosage.get("timing")
-        repeat = timing.get("repeat") if isinstance(timing, dict) else None
-        if not isinstance(repeat, dict):
-            continue
-        where = f"dosageInstruction[{i}].timing.repeat"
-        if repeat.get("boundsDuration") is not None:
-            return el.days(repeat["boundsDuration"], f"{where}.boundsDuration") / 365.25
-        if repeat.get("boundsPeriod") is not None:
-            years = _period(repeat["boundsPeriod"], f"{where}.boundsPeriod")
-            if years is not None:
-                return years
-    supply = res.get("dispenseRequest")
-    if isinstance(supply, dict) and supply.get("expectedSupplyDuration") is not None:
-        each = el.days(supply["expectedSupplyDuration"], "dispenseRequest.expectedSupplyDuration")
-        repeats = el.number(
-            supply.get("numberOfRepeatsAllowed"), "dispenseRequest.numberOfRepeatsAllowed"
-        )
-        if repeats is not None and (repeats < 0 or repeats != int(repeats)):
-            raise Unreadable("dispenseRequest.numberOfRepeatsAllowed is not a whole number")
-        return each * (1 + int(repeats or 0)) / 365.25
-    if res.get("effectivePeriod") is not None:
-        return _period(res["effectivePeriod"], "effectivePeriod")
-    return None
-
-
-def _period(period: Any, what: str) -> float | None:
-    if not isinstance(period, dict):
-        raise Unreadable(f"{what} is {el.kind(period)}, not a Period")
-    start = el.date(period.get("start"), f"{what}.start")
-    end = el.date(period.get("end"), f"{what}.end")
-    if start is None or end is None:
-        return None
-    if end[1] < start[0]:
-        raise Unreadable(f"{what} ends before it starts")
-    return (end[1] - start[0]).days / 365.25
