@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from conftest import CASES, caveat, edit
 
 from engine import KnowledgeBase, evaluate
 from engine.authoring.check import check_pack
 from engine.pack import read_pack
-from tests.conftest import CASES, caveat, edit
 
 LIST = "codelists/benzodiazepines-rxnorm.yaml"
 

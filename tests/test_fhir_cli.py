@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import caveat
+
 from engine import evaluate
-from tests.conftest import caveat
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 

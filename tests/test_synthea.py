@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+from cdshooks import check_cards
+from conftest import FIXTURES, caveat
+from servers import serve
 
 from engine import KnowledgeBase, evaluate, parse_scenario
 from engine.fhir.mapping import map_patient
-from tests.cdshooks import check_cards
-from tests.conftest import FIXTURES, caveat
-from tests.servers import serve
 
 SYNTHEA = FIXTURES / "fhir" / "synthea"
 AS_OF = dt.date(2026, 11, 25)
