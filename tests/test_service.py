@@ -201,7 +201,8 @@ def test_hook_answers_with_the_cards_the_engine_gives(client: httpx.Client, name
         assert len(card["summary"]) < 140
         assert card["source"]["extension"]["org.caveat.pack"]["digest"] == kb.digest
         if rule == "(info)":
-            assert card["indicator"] == "info"
+            limited = any(c.code not in QUALIFYING for u in result.undetermined for c in u.caveats)
+            assert card["indicator"] == ("warning" if limited else "info")
             assert "not decided for this patient" in card["summary"]
             for u in result.undetermined:
                 assert contains_words(card["detail"], u.text), u.text
@@ -216,8 +217,15 @@ def test_hook_answers_with_the_cards_the_engine_gives(client: httpx.Client, name
         for cav in statement.caveats:
             assert contains_words(card["detail"], cav.support), (rule, cav.code)
         assert "not medical advice" in card["detail"]
-        # the summary is the statement, cut at a word when it is too long
+        # the summary is the statement, or, when it is too long, its caveats' labels and the
+        # statement cut at a word
         shown = card["summary"].removesuffix("…")
+        labels = [c.label for c in statement.caveats if c.code not in QUALIFYING]
+        labels += [c.label for c in statement.caveats if c.code in QUALIFYING]
+        head = "; ".join(labels)
+        if labels and card["summary"].endswith("…"):
+            assert shown.startswith(head[:1].upper() + head[1:] + ": "), shown
+            shown = shown[len(head) + 2 :]
         assert " ".join(statement.text.split()).startswith(shown)
         assert card["summary"].endswith("…") == (len(" ".join(statement.text.split())) >= 140)
         assert card["source"]["topic"]["code"] == kb.rule(rule).category

@@ -94,13 +94,24 @@ def read_card_uuid(text: str, kb: KnowledgeBase) -> tuple[str, str | None]:
     return "unknown", None
 
 
-def summary_of(text: str) -> str:
-    """One line under 140 characters: the text, cut at a word with an ellipsis if need be."""
+def summary_of(text: str, labels: list[str] | None = None) -> str:
+    """One line under 140 characters: the text whole when it fits; else, so that cutting it
+    never drops what qualifies it, its caveats' labels first ("Off-label: ..."), then the text
+    cut at a word with an ellipsis (the detail has it whole)."""
     line = " ".join(text.split())
     if len(line) <= SUMMARY_MAX:
         return line
+    if labels:
+        head = "; ".join(labels)
+        line = f"{head[:1].upper()}{head[1:]}: {line}"
     cut = line[: SUMMARY_MAX - 1].rsplit(" ", 1)[0].rstrip(",;:")
     return cut + "…"
+
+
+def _labels(caveats: list[Any]) -> list[str]:
+    """Caveat labels, the limiting ones first."""
+    limiting = [c.label for c in caveats if c.code not in QUALIFYING]
+    return limiting + [c.label for c in caveats if c.code in QUALIFYING]
 
 
 def _source(kb: KnowledgeBase, category: str | None) -> Source:
@@ -147,7 +158,7 @@ def statement_card(kb: KnowledgeBase, statement: Statement) -> Card:
     index = kb.rule_index[statement.rule]
     return Card(
         uuid=card_uuid(kb.digest, index + 1 if index + 1 <= MAX_RULES else 0xFFF),
-        summary=summary_of(statement.text),
+        summary=summary_of(statement.text, _labels(statement.caveats)),
         indicator=indicator(codes),  # type: ignore[arg-type]
         detail="\n".join(lines),
         source=_source(kb, statement.category),
@@ -163,16 +174,27 @@ def _listed(items: list[str], noun: str) -> list[str]:
     return out
 
 
+def undecided_indicator(result: Result) -> str:
+    """`warning` when a statement that may apply carries a limiting caveat (it may be off-label,
+    beyond the evidence ...), else `info`."""
+    codes = [c.code for u in result.undetermined for c in u.caveats]
+    return "warning" if any(c not in QUALIFYING for c in codes) else "info"
+
+
 def undecided_card(kb: KnowledgeBase, result: Result, mapping: FhirMapping | None) -> Card | None:
     """The info card for what the pack could not decide, or None when everything was decided."""
     parts: list[str] = []
     counts: list[str] = []
     if result.undetermined:
-        counts.append(f"{len(result.undetermined)} undecided")
+        limited = undecided_indicator(result) == "warning"
+        what = " (some with limiting caveats)" if limited else ""
+        counts.append(f"{len(result.undetermined)} undecided{what}")
         parts += ["**May apply, but the record does not settle it**", ""]
         for u in result.undetermined:
             needs = "; ".join(markdown(n) for n in u.needs)
-            parts.append(f"- {markdown(u.text)} *Would be decided by:* {needs}")
+            labels = ", ".join(markdown(label) for label in _labels(u.caveats))
+            flag = f"**[{labels}]** " if labels else ""
+            parts.append(f"- {flag}{markdown(u.text)} *Would be decided by:* {needs}")
         parts.append("")
     if result.not_covered:
         counts.append(f"{len(result.not_covered)} not covered")
@@ -220,7 +242,7 @@ def undecided_card(kb: KnowledgeBase, result: Result, mapping: FhirMapping | Non
         summary=summary_of(
             f"{kb.manifest.title}: not decided for this patient: {', '.join(counts)}"
         ),
-        indicator="info",
+        indicator=undecided_indicator(result),  # type: ignore[arg-type]
         detail="\n".join(parts),
         source=_source(kb, None),
         extension={"org.caveat.card": {"kind": "undecided"}},
