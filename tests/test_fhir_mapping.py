@@ -346,6 +346,12 @@ def test_the_draft_order_first_then_the_most_recent(kb: KnowledgeBase) -> None:
     data["entry"].reverse()  # the order in the bundle does not matter
     m = mapped(kb, data)
     assert m.subject_orders[0] == "MedicationRequest/mr-recent-acute"
+    # the intent of the most recent order; the duration the longest any order gives (a short new
+    # order is not the whole of a use that began before it)
+    assert m.scenario["therapy"] == {"intent": "acute", "duration_years": 1.0}
+    assert any("gave the therapy's duration (1 years)" in n.reason for n in m.notes)
+    only = [e for e in data["entry"] if e["resource"].get("id") != "mr-old-continuous"]
+    m = mapped(kb, {**data, "entry": only})
     assert m.scenario["therapy"] == {"intent": "acute", "duration_years": 0.0274}  # 10 days
 
 
@@ -356,7 +362,7 @@ def test_the_selected_order_gives_therapy(kb: KnowledgeBase) -> None:
         "MedicationRequest/mr-draft",
         "MedicationRequest/mr-old-continuous",
     ]
-    assert m.scenario["therapy"] == {"intent": "acute", "duration_years": 0.0274}
+    assert m.scenario["therapy"] == {"intent": "acute", "duration_years": 1.0}
 
 
 # -- End to end ------------------------------------------------------------------------------------
@@ -420,3 +426,35 @@ def test_end_to_end(kb: KnowledgeBase, name: str, applies: set, undetermined: se
         e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Patient"
     )
     assert result.scenario_id == patient["id"]
+
+
+def test_a_short_new_order_for_a_long_use_is_read_as_the_long_use(kb: KnowledgeBase) -> None:
+    # found in review: a 60-day draft for someone taking clonazepam since 2018 read as 60 days
+    draft = {
+        "resourceType": "MedicationRequest",
+        "id": "new",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "197527"}]},
+        "courseOfTherapyType": {"coding": [{"code": "continuous"}]},
+        "dispenseRequest": {
+            "expectedSupplyDuration": {"value": 30, "code": "d"},
+            "numberOfRepeatsAllowed": 1,
+        },
+    }
+    taking = {
+        "resourceType": "MedicationStatement",
+        "id": "since-2018",
+        "status": "active",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "2598"}]},
+        "effectivePeriod": {"start": "2018-01-01"},
+    }
+    panic = {
+        "resourceType": "Condition",
+        "id": "c",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "371631005"}]},
+    }
+    m = map_patient([panic, taking], kb, as_of=AS_OF, draft_orders=[draft])
+    assert m.subject_orders[0] == "MedicationRequest/new"
+    assert m.scenario["therapy"] == {"intent": "long-term", "duration_years": 8.898}  # 3,250 days
+    assert "panic-beyond-three-years" in evaluate(m.scenario).rules()

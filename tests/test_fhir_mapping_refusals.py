@@ -479,7 +479,9 @@ def test_the_bundle_the_junk_goes_into_maps_fully(kb: KnowledgeBase) -> None:
         "patient": {"age": 14},
         "conditions": [code("84757009", "SNOMED-CT"), "RLS"],
         "medications": ["Valium"],
-        "therapy": {"intent": "long-term", "duration_years": 0.5777},  # 2026-01-01..2026-07-31
+        # the statement's effectivePeriod (2020 to 2026-11-01) is longer than the order's
+        # (2026-01-01 to 2026-07-31): the longest is the duration
+        "therapy": {"intent": "long-term", "duration_years": 6.8337},
         "id": "pat-junk",
     }
     assert m.subject_orders == ["MedicationRequest/m", "MedicationStatement/s"]

@@ -257,10 +257,7 @@ def map_patient(
     unrecognised = sum(1 for known, _ in kept if not known)
     subject.sort(key=lambda s: s[0])
     if subject:
-        order = subject[0][2]
-        therapy = therapy_of(
-            order.resource, state.as_of, lambda why: state.problem(_name(order), why)
-        )
+        therapy = _therapy(state, [f for _, _, f in subject])
         if therapy:
             scenario["therapy"] = therapy
     if pid:
@@ -343,6 +340,30 @@ def _rank(f: _Found, selections: tuple[str, ...]) -> tuple[int, int]:
     except Unreadable:
         span = None
     return rank, -span[0].toordinal() if span else 1
+
+
+def _therapy(state: _State, orders: list[_Found]) -> dict[str, Any]:
+    """The therapy of the subject drug: the first order's (selected, draft, most recent), its
+    intent else the next order's that says one, and the longest duration any order or statement
+    gives (a new order for a month is not the whole of a use that began years ago)."""
+    focus = orders[0]
+    therapy = therapy_of(focus.resource, state.as_of, lambda why: state.problem(_name(focus), why))
+    for other in orders[1:]:
+        more = therapy_of(other.resource, state.as_of, lambda why: None)
+        if "intent" not in therapy and "intent" in more:
+            therapy["intent"] = more["intent"]
+            state.notes.append(Unmapped(where=_name(other), reason="gave the therapy's intent"))
+        years = more.get("duration_years")
+        if years is not None and years > therapy.get("duration_years", -1):
+            therapy["duration_years"] = years
+            state.notes.append(
+                Unmapped(
+                    where=_name(other),
+                    reason=f"gave the therapy's duration ({years:g} years), the longest of the "
+                    "orders and statements for the subject drug",
+                )
+            )
+    return therapy
 
 
 def _deceased(state: _State, found: _Found) -> None:
