@@ -39,7 +39,9 @@ class Served:
     log: Path
 
     def client(self, **kw: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kw)
+        """A client that sends bodies as JSON (the service refuses others with 415)."""
+        headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers, **kw)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -312,7 +312,7 @@ def test_more_than_100_conditions_keep_the_recognised_first(kb: KnowledgeBase) -
         code("900000", "SNOMED-CT"),
     ]
     assert conditions[-1] == code("900096", "SNOMED-CT")
-    assert m.left_out == {"conditions: beyond the first 100, not recognised": 23}
+    assert m.left_out == {"conditions: beyond the first 100": 23}
     assert m.unrecognised_conditions == 97
 
 

@@ -338,14 +338,20 @@ def first_answer(served: Served, head: bytes, body: bytes) -> tuple[bytes, float
 
 
 def test_a_declared_length_over_the_limit_is_refused_on_the_header(served):
-    head = f"POST {SELECT} HTTP/1.1\r\nHost: x\r\nContent-Length: {50 * 1024 * 1024}\r\n\r\n"
+    head = (
+        f"POST {SELECT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
+    )
     answer, took = first_answer(served, head.encode(), b"[" * 65536)
     assert statuses(answer) == [413] and b"OperationOutcome" in answer, answer[:300]
     assert took < 5
 
 
 def test_a_chunked_body_is_refused_once_past_the_limit(served):
-    head = f"POST {SELECT} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = (
+        f"POST {SELECT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
     chunk = b"10000\r\n" + b"[" * 65536 + b"\r\n"
     answer, took = first_answer(served, head.encode(), chunk * 17)  # 1.06 MiB, never ended
     assert statuses(answer) == [413] and b"too-costly" in answer, answer[:300]
@@ -642,7 +648,9 @@ def hostile(n: int, url: str) -> int:
         b"",
         json.dumps({"feedback": [{"card": "x" * 300, "outcome": "accepted"}]}).encode(),
     ]
-    with httpx.Client(base_url=url, timeout=30) as own:
+    with httpx.Client(
+        base_url=url, timeout=30, headers={"Content-Type": "application/json"}
+    ) as own:
         target = "/cds-services/clonazepam-order-sign/feedback" if n % 8 == 7 else SELECT
         return own.post(target, content=bodies[n % len(bodies)]).status_code
 
@@ -654,3 +662,28 @@ def test_concurrent_hostile_requests_do_not_break_a_following_valid_one(served, 
     assert {400, 413} <= set(codes)
     healthy(client)
     assert len(answered(post(client, SELECT, hook_request(99)))["cards"]) >= 3
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_declared_json_is_415_and_changes_nothing(served: Served, kind: str | None):
+    # found in review: a web page on any site may POST text/plain without asking (no CORS
+    # preflight), so with --auth none it could have written feedback or made the service fetch
+    body = json.dumps(
+        {
+            "feedback": [
+                {"card": "x", "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
+            ]
+        }
+    )
+    before = served.feedback_log.read_bytes() if served.feedback_log.exists() else b""
+    headers = {"Origin": "https://elsewhere.example"} | ({"Content-Type": kind} if kind else {})
+    response = httpx.post(
+        f"{served.url}/cds-services/clonazepam-order-sign/feedback",
+        content=body,
+        headers=headers,
+        timeout=10,
+    )
+    issues = refusal(response, 415)
+    assert "application/json" in issues[0]["diagnostics"]
+    after = served.feedback_log.read_bytes() if served.feedback_log.exists() else b""
+    assert after == before

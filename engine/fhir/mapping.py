@@ -49,6 +49,7 @@ from ..cleantext import no_surrogates
 from ..conditions import AgeTest, leaves
 from ..knowledge_base import KnowledgeBase
 from ..scenario import MAX_AGE, MAX_ITEMS
+from ..vocabulary import normalise_text
 from . import elements as el
 from .elements import Unreadable
 from .therapy import therapy_of
@@ -95,6 +96,12 @@ class FhirMapping(BaseModel):
     unrecognised_conditions: int = Field(
         0, description="conditions kept that the pack does not recognise (unrelated, mostly)"
     )
+    unrecognised_orders: list[str] = Field(
+        default_factory=list,
+        description="orders and statements whose drug the pack does not recognise and could be "
+        "its subject drug (given only in words or only by code, or in words naming it), e.g. "
+        "'MedicationRequest/m1'",
+    )
     notes: list[Unmapped] = Field(
         default_factory=list,
         description="how the data was read where it did not say it directly (a drug read by its "
@@ -116,6 +123,7 @@ class _State:
     more: int = 0
     left_out: Counter[str] = field(default_factory=Counter)
     notes: list[Unmapped] = field(default_factory=list)
+    uncertain: bool = False  # the medication just read could be the subject drug, unrecognised
 
     def problem(self, where: str, reason: str) -> None:
         if len(self.unmapped) < MAX_UNMAPPED:
@@ -222,6 +230,7 @@ def map_patient(
     conditions: list[tuple[bool, Any]] = []
     meds: list[tuple[bool, Any]] = []
     subject: list[tuple[tuple[int, int], str, _Found]] = []
+    unknown: list[str] = []  # orders and statements whose drug was not recognised
     for f in found:
         rtype = f.resource["resourceType"]
         if rtype in ("Patient", "Medication"):
@@ -249,6 +258,9 @@ def map_patient(
                     subject.append((rank, f"{rtype}/{f.resource.get('id')}", f))
                 else:
                     meds.append(med[:2])
+                    if state.uncertain and isinstance(f.resource.get("id"), str):
+                        unknown.append(f"{rtype}/{f.resource['id']}")
+                    state.uncertain = False
         except Unreadable as exc:
             state.problem(_name(f), f"{exc}; the resource is not used")
     kept = _bounded(state, conditions, "conditions")
@@ -282,6 +294,7 @@ def map_patient(
         left_out=dict(left_out),
         unrecognised_conditions=unrecognised,
         notes=[Unmapped(where=ok(u.where), reason=ok(u.reason)) for u in state.notes],
+        unrecognised_orders=[ok(u) for u in unknown],
     )
 
 
@@ -318,6 +331,7 @@ def _about(resource: dict[str, Any], pid: str) -> bool:
     target = el.text(ref.get("reference"), f"{what}.reference") if ref else None
     if target is None:
         return True  # not said: taken as the request's patient
+    target = target.split("/_history/", 1)[0]  # a versioned reference names the same patient
     return target.startswith("urn:") or target.rsplit("/", 1)[-1] == pid
 
 
@@ -475,7 +489,30 @@ def _medication(
         state.problem(_name(found), "no medication code and no text: nothing to recognise it by")
         return None
     known, value = item
+    if not known and _could_be_subject(state.kb, concept):
+        state.uncertain = True
     return known, value, known and _is_subject(state.kb, value)
+
+
+def _could_be_subject(kb: KnowledgeBase, concept: Any) -> bool:
+    """Whether a drug the pack does not recognise could still be its subject drug: it is known
+    to be another only when it has an RxNorm or ATC code and words, none of them a name of the
+    subject ("sertraline 50 MG Oral Tablet", RxNorm 312940); a drug given only in words, or
+    only by a code, or whose words name the subject ("clonazepam 0.5mg tabs"), could be."""
+    subject = kb.manifest.subject
+    if not subject or not isinstance(concept, dict):
+        return bool(subject)
+    try:
+        found = list(el.codings(concept, "medication"))
+        words = " ".join([concept.get("text") or "", *(d for _, _, d in found)])
+    except (Unreadable, TypeError):
+        return True
+    coded = any(system in ("RxNorm", "ATC") for system, _, _ in found)
+    if not coded or not words.strip():
+        return True
+    said = f" {normalise_text(words)} "
+    names = [kb.vocabulary.label(subject), *kb.vocabulary.concepts[subject].synonyms]
+    return any(f" {normalise_text(n)} " in said for n in names)
 
 
 def _is_subject(kb: KnowledgeBase, item: Any) -> bool:
@@ -544,8 +581,6 @@ def _bounded(
     kept.sort(key=lambda k: not k[0])
     if len(kept) > MAX_ITEMS:
         dropped = kept[MAX_ITEMS:]
-        state.left_out[f"{field_name}: beyond the first {MAX_ITEMS}, not recognised"] += len(
-            dropped
-        )
+        state.left_out[f"{field_name}: beyond the first {MAX_ITEMS}"] += len(dropped)
         kept = kept[:MAX_ITEMS]
     return kept

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 from fastapi import FastAPI, Request
@@ -87,8 +88,26 @@ def _refusal(status: int, issues: list[tuple[str, str, str | None]]) -> Response
     )
 
 
+JSON_TYPES = frozenset({"application/json", "application/fhir+json"})
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to be over `limit` bytes."""
+    """The body, refused with 415 unless it is declared JSON (a browser on another site can send
+    text/plain without asking first; JSON it cannot), and with 413 as soon as it is known to be
+    over `limit` bytes."""
+    declared_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if declared_type not in JSON_TYPES:
+        raise Refused(
+            415,
+            [
+                (
+                    "not-supported",
+                    "the body must be sent as Content-Type: application/json (or "
+                    f"application/fhir+json), not {declared_type[:80] or 'without a type'}",
+                    None,
+                )
+            ],
+        )
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise Refused(413, [("too-costly", f"the body is over the limit of {limit:,} bytes", None)])
@@ -256,13 +275,26 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 )
             token = hook.fhirAuthorization.access_token if hook.fhirAuthorization else None
             try:
-                fetched = await fetch(
-                    client,
-                    str(hook.fhirServer),
-                    token,
-                    {k: PREFETCH[k] for k in missing},
-                    hook.context,
-                )
+                with anyio.fail_after(config.fetch_timeout):  # one deadline for every read
+                    fetched = await fetch(
+                        client,
+                        str(hook.fhirServer),
+                        token,
+                        {k: PREFETCH[k] for k in missing},
+                        hook.context,
+                    )
+            except TimeoutError:
+                raise Refused(
+                    412,
+                    [
+                        (
+                            "timeout",
+                            f"the FHIR server did not give {', '.join(missing)} in time (within "
+                            f"{config.fetch_timeout:g} s)",
+                            f"prefetch.{missing[0]}",
+                        )
+                    ],
+                ) from None
             except FetchError as exc:
                 raise Refused(
                     412,
@@ -271,7 +303,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
             prefetch.update(fetched)
         as_of = config.as_of or dt.datetime.now(dt.UTC).date()
         try:
-            cards, _ = answer(service, hook, prefetch, as_of=as_of)
+            # off the event loop: a large patient does not hold up other requests
+            cards, _ = await run_in_threadpool(answer, service, hook, prefetch, as_of=as_of)
         except HookProblem as exc:
             raise Refused(exc.status, exc.issues) from None
         return _json(card_json(cards))

@@ -249,6 +249,35 @@ def undecided_card(kb: KnowledgeBase, result: Result, mapping: FhirMapping | Non
     )
 
 
+def unknown_order_card(kb: KnowledgeBase, orders: list[str]) -> Card:
+    """The info card for an order whose drug the pack does not recognise: it cannot tell whether
+    the order is for its subject drug, and says so rather than nothing."""
+    drug = kb.vocabulary.label(kb.manifest.subject) if kb.manifest.subject else "its subject drug"
+    codes = ", ".join(f"{c.system} {c.code}" for c in kb.manifest.subject_codes)
+    lines = [
+        f"The drug of {'these orders' if len(orders) > 1 else 'this order'} was not recognised, "
+        f"so this service cannot tell whether it is {markdown(drug)}, and has not evaluated the "
+        f"{markdown(kb.manifest.title)} for it.",
+        "",
+        *_listed(orders, "orders"),
+        "",
+        f"The pack recognises {markdown(drug)} by name and by code"
+        + (f" ({markdown(codes)}, and the products of its code lists)." if codes else "."),
+        "",
+        f"*{DISCLAIMER}*",
+    ]
+    return Card(
+        uuid=card_uuid(kb.digest, INFO_CARD),
+        summary=summary_of(
+            f"Could not tell whether this order is for {drug}: its drug was not recognised"
+        ),
+        indicator="info",
+        detail="\n".join(lines),
+        source=_source(kb, None),
+        extension={"org.caveat.card": {"kind": "unrecognised-order", "orders": orders}},
+    )
+
+
 def cards_for(kb: KnowledgeBase, result: Result, mapping: FhirMapping | None) -> list[Card]:
     """The cards of a result: one per statement, then the info card for what is undecided."""
     out = [statement_card(kb, s) for s in result.statements]

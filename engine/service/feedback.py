@@ -76,7 +76,10 @@ class FeedbackLog:
     def _append(self, data: bytes) -> None:
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            if created:  # the new name must survive a crash too: sync its directory
+                _sync_directory(self.path.parent)
             try:
                 size = os.fstat(fd).st_size
                 try:
@@ -90,6 +93,19 @@ class FeedbackLog:
                     raise
             finally:
                 os.close(fd)
+
+
+def _sync_directory(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # (a file system that cannot sync a directory)
+    finally:
+        os.close(fd)
 
 
 class FeedbackSummary(BaseModel):

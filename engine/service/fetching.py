@@ -133,7 +133,7 @@ async def fetch(
             page = await _get(client, nxt, headers, key)
             pages += 1
             if not isinstance(page, dict):
-                break
+                raise FetchError(key, f"page {pages} of the search is not a Bundle")
             entries = list(data.get("entry") or []) + list(page.get("entry") or [])
             data = {**page, "entry": entries}
         out[key] = data

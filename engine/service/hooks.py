@@ -21,7 +21,7 @@ from ..errors import ScenarioError
 from ..evaluate import run
 from ..fhir.mapping import FhirMapping, map_patient, resources
 from ..knowledge_base import KnowledgeBase
-from .cards import cards_for
+from .cards import cards_for, unknown_order_card
 from .protocol import Card, HookRequest, ServiceDescription
 
 HOOKS = ("order-select", "order-sign", "patient-view")
@@ -170,6 +170,20 @@ def answer(
 ) -> tuple[list[Card], FhirMapping | None]:
     """The cards for a hook call whose prefetch data is complete."""
     patient, selections, drafts = check_context(service, request)
+    given = prefetch.get("patient")
+    given_id = given.get("id") if isinstance(given, dict) else None
+    if isinstance(given_id, str) and given.get("resourceType") == "Patient" and given_id != patient:
+        raise HookProblem(
+            400,
+            [
+                (
+                    "invalid",
+                    f"prefetch.patient is Patient/{given['id'][:100]}, not the context's "
+                    f"patientId {patient[:100]!r}: the data is about someone else",
+                    "prefetch.patient",
+                )
+            ],
+        )
     mapping = map_patient(
         prefetch,
         service.kb,
@@ -179,11 +193,16 @@ def answer(
         draft_orders=drafts,
     )
     concerned = set(mapping.subject_orders)
+    unknown: set[str] = set()
     if service.hook != "patient-view":
-        concerned &= _draft_refs(drafts)
+        drafted = _draft_refs(drafts)
         if service.hook == "order-select":
-            concerned &= set(selections)
+            drafted &= set(selections)
+        concerned &= drafted
+        unknown = drafted & set(mapping.unrecognised_orders)
     if not concerned:
+        if unknown:  # not recognised is not "another drug": say it could not tell
+            return [unknown_order_card(service.kb, sorted(unknown))], mapping
         return [], mapping  # the call is not about the subject drug
     try:
         result = run(service.kb, mapping.scenario)

@@ -9,6 +9,7 @@ feedback outcomes) and let through where the spec leaves room (extensions, unkno
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+# RFC 3339 section 5.6 date-time: a full date, a time, and a zone (Z or an offset)
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Words = Annotated[str, StringConstraints(max_length=10_000)]
 
@@ -186,8 +189,10 @@ class FeedbackItem(_In):
     @field_validator("outcomeTimestamp", mode="before")
     @classmethod
     def _timestamp_text(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValueError("a date-time is RFC 3339 text, e.g. 2026-11-25T10:00:00Z")
+        if not isinstance(value, str) or not RFC3339.fullmatch(value):
+            raise ValueError(
+                "a date-time is RFC 3339 text with a time zone, e.g. 2026-11-25T10:00:00Z"
+            )
         return value
 
     @model_validator(mode="after")
