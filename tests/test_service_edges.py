@@ -164,3 +164,18 @@ def test_a_fhir_server_that_trickles_is_cut_off_at_the_deadline(client: httpx.Cl
     finally:
         stop.set()
         listener.close()
+
+
+def test_jwt_auth_on_a_port_chosen_at_start_needs_the_base_url():
+    from conftest import caveat
+
+    proc = caveat("serve", "--port", "0", "--auth", "jwks", "--auth-config", "x.yaml", timeout=60)
+    assert proc.returncode == 2 and "give --base-url" in proc.stderr, proc.stderr
+
+
+def test_an_ipv6_host_makes_a_url_with_brackets(tmp_path):
+    with serve(tmp_path, "--host", "::1", ready=False) as running:
+        deadline = time.monotonic() + 30
+        while "discovery:" not in running.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "discovery: http://[::1]:" in running.output(), running.output()

@@ -271,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         metavar="SECONDS",
-        help="timeout of each read from a client's FHIR server (default: 5)",
+        help="time allowed for everything read from a client's FHIR server for one request; "
+        "past it the request is answered 412 (default: 5)",
     )
     se.add_argument(
         "--log-level",
@@ -286,7 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     fb.set_defaults(func=lambda a: (fb.print_help(), EXIT_INPUT)[1])
     fs = fb_verbs.add_parser("summary", help="outcomes per rule and per override reason")
     fs.add_argument("file", metavar="FILE", help="the feedback log (JSON Lines)")
-    fs.add_argument("--format", choices=("text", "json"), default="text")
+    fs.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), json for programs",
+    )
     fs.set_defaults(func=cmd_feedback_summary)
 
     rules = sub.add_parser(

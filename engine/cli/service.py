@@ -35,6 +35,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from None
     if not 0 <= args.port <= 65535:
         raise Usage(f"--port {args.port}: a port is 0..65535")
+    if args.base_url is None and args.port == 0 and args.auth == "jwks":
+        raise Usage(
+            "with --port 0 the URL clients call is not known in advance, and their JWTs' aud "
+            "must name it: give --base-url"
+        )
     verifier = None
     if args.auth == "none":
         if not loopback(args.host):
@@ -55,7 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ids = [kb.id for kb in packs]
     if len(set(ids)) != len(ids):
         raise Usage(f"two packs share an id ({', '.join(ids)}): their services would clash")
-    base = (args.base_url or f"http://{args.host}:{args.port}").rstrip("/")
+    host = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host  # IPv6 in a URL
+    base = (args.base_url or f"http://{host}:{args.port}").rstrip("/")
     config = ServiceConfig(
         packs=packs,
         base_url=base,

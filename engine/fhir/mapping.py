@@ -11,12 +11,11 @@
 - MedicationRequests (active, on-hold, draft) and MedicationStatements (active, intended), by
   RxNorm or ATC coding (product codes resolve through the pack's code lists), else by words. A
   medication that is the pack's subject drug gives `therapy`; the others are `medications`.
-- For the order of the subject drug (the one selected, else a draft, else the most recent):
-  `therapy.intent` from `courseOfTherapyType` (continuous: long-term, acute: acute),
-  `therapy.duration_years` from the dosage's `boundsDuration` or `boundsPeriod`, else from
-  `dispenseRequest.expectedSupplyDuration` times (1 + `numberOfRepeatsAllowed`); for a
-  MedicationStatement, from `effectivePeriod` (engine.fhir.therapy). The dose stays unknown and
-  says so: no pack defines dose bands a quantity could be read in.
+- For the orders and statements of the subject drug (engine.fhir.therapy): `therapy.intent`
+  from the first that gives one (the selected order, else a draft, else the most recent), by
+  `courseOfTherapyType`; `therapy.duration_years` the longest any of them gives (a new order for
+  a month is not the whole of a use that began years ago). The dose stays unknown and says so:
+  no pack defines dose bands a quantity could be read in.
 - An RxNorm coding the pack does not know by code is read by its drug name where the display is
   an RxNorm clinical-drug name with one ingredient ("clonazePAM 0.25 MG Oral Tablet" is read as
   clonazepam), and the mapping notes it.
