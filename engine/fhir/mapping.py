@@ -38,42 +38,34 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from ..cleantext import no_surrogates
-from ..conditions import AgeTest, leaves
 from ..knowledge_base import KnowledgeBase
-from ..scenario import MAX_AGE, MAX_ITEMS
+from ..scenario import MAX_ITEMS
 from ..vocabulary import normalise_text
 from . import elements as el
 from .elements import Unreadable
+from .patient import age_of, deceased
+from .resources import (
+    Found,
+    State,
+    Unmapped,
+    about,
+    diagnostics,
+    index_medications,
+    name_of,
+    resources,
+)
 from .therapy import therapy_of
 
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 ACTIVE_REQUEST = frozenset({"active", "on-hold", "draft"})
 ACTIVE_STATEMENT = frozenset({"active", "intended"})
-MAX_UNMAPPED = 100  # problems listed one by one; the rest are counted
-MAX_DEPTH = 4  # Bundles within prefetch objects within Bundles
 READ = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "Medication")
-_OPS = {
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "eq": lambda a, b: a == b,
-}
-
-
-class Unmapped(BaseModel):
-    """Something in the FHIR data that could not be read onto the scenario, and why."""
-
-    where: str = Field(description="where it is, e.g. 'prefetch.conditions.entry[3] Condition/c1'")
-    reason: str = Field(description="what could not be read, and what was done instead")
 
 
 class FhirMapping(BaseModel):
@@ -108,90 +100,6 @@ class FhirMapping(BaseModel):
     )
 
 
-@dataclass
-class _Found:
-    where: str
-    resource: dict[str, Any]
-
-
-@dataclass
-class _State:
-    kb: KnowledgeBase
-    as_of: dt.date
-    unmapped: list[Unmapped] = field(default_factory=list)
-    more: int = 0
-    left_out: Counter[str] = field(default_factory=Counter)
-    notes: list[Unmapped] = field(default_factory=list)
-    uncertain: bool = False  # the medication just read could be the subject drug, unrecognised
-
-    def problem(self, where: str, reason: str) -> None:
-        if len(self.unmapped) < MAX_UNMAPPED:
-            self.unmapped.append(Unmapped(where=where, reason=reason))
-        else:
-            self.more += 1
-
-
-def resources(data: Any, where: str = "", depth: int = 0) -> Iterator[_Found | Unmapped]:
-    """Every resource in a Bundle, a prefetch object (key -> resource, Bundle or null) or a list,
-    with where it is; what is not a resource is yielded as Unmapped."""
-    if depth > MAX_DEPTH:
-        yield Unmapped(where=where or "(top)", reason="nested too deeply to be read")
-        return
-    if isinstance(data, list):
-        if not data and depth > 0:
-            yield Unmapped(where=where, reason="an empty list holds no resource (no data is null)")
-        for i, item in enumerate(data):
-            yield from resources(item, f"{where}[{i}]", depth + 1)
-        return
-    if not isinstance(data, dict):
-        if data is not None:
-            yield Unmapped(where=where or "(top)", reason=f"{el.kind(data)}, not a resource")
-        return
-    rtype = data.get("resourceType")
-    if rtype is None and depth > 0:
-        yield Unmapped(where=where, reason="an object without resourceType: not a resource")
-        return
-    if rtype is None:  # a prefetch object: key -> resource, Bundle or null ("no data")
-        for key, value in data.items():
-            yield from resources(value, f"{where}.{key}" if where else str(key), depth + 1)
-        return
-    if rtype == "Bundle":
-        for i, entry in enumerate(el.as_list(data.get("entry"))):
-            at = f"{where}.entry[{i}]" if where else f"entry[{i}]"
-            if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-                yield Unmapped(where=at, reason="a Bundle entry without a resource object")
-                continue
-            if not isinstance(entry["resource"].get("resourceType"), str):
-                yield Unmapped(where=at, reason="a Bundle entry whose resource has no resourceType")
-                continue
-            yield from resources(entry["resource"], f"{at}.resource", depth + 1)
-        return
-    if not isinstance(rtype, str):
-        yield Unmapped(where=where or "(top)", reason=f"resourceType is {el.kind(rtype)}")
-        return
-    yield _Found(where or "(top)", data)
-
-
-def _name(found: _Found) -> str:
-    rid = found.resource.get("id")
-    rtype = found.resource.get("resourceType")
-    return f"{found.where} {rtype}/{rid}" if isinstance(rid, str) else f"{found.where} {rtype}"
-
-
-def age_tests(kb: KnowledgeBase) -> list[tuple[str, float]]:
-    """Every comparison the pack's rules make on the patient's age."""
-    out = []
-    for rule in kb.rules:
-        for leaf in leaves(rule.when):
-            if isinstance(leaf, AgeTest):
-                out.extend(leaf.age.tests())
-    return out
-
-
-def _years(born: dt.date, on: dt.date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
 def map_patient(
     data: Any,
     kb: KnowledgeBase,
@@ -202,18 +110,18 @@ def map_patient(
     draft_orders: Any = None,
 ) -> FhirMapping:
     """Map a patient's resources (and, for order hooks, the draft orders) onto a scenario."""
-    state = _State(kb, as_of)
-    found: list[_Found] = []
+    state = State(kb, as_of)
+    found: list[Found] = []
     for item in (*resources(data), *resources(draft_orders, "context.draftOrders")):
         if isinstance(item, Unmapped):
             state.problem(item.where, item.reason)
         else:
             found.append(item)
-    by_ref = _index(found)
+    by_ref = index_medications(found)
     patients = [f for f in found if f.resource["resourceType"] == "Patient"]
     if patient_id is not None:
         for other in [p for p in patients if p.resource.get("id") not in (None, patient_id)]:
-            state.problem(_name(other), "about another patient: not used")
+            state.problem(name_of(other), "about another patient: not used")
         patients = [p for p in patients if p.resource.get("id") in (None, patient_id)]
     scenario: dict[str, Any] = {}
     pid = patient_id
@@ -221,28 +129,28 @@ def map_patient(
         chosen = patients[0]
         pid = pid or _str(chosen.resource.get("id"))
         for other in patients[1:]:
-            state.problem(_name(other), "a second Patient: only the first is read")
-        _deceased(state, chosen)
-        age = _age(state, chosen)
+            state.problem(name_of(other), "a second Patient: only the first is read")
+        deceased(state, chosen)
+        age = age_of(state, chosen)
         if age is not None:
             scenario["patient"] = {"age": age}
     conditions: list[tuple[bool, Any]] = []
     meds: list[tuple[bool, Any]] = []
-    subject: list[tuple[tuple[int, int], str, _Found]] = []
+    subject: list[tuple[tuple[int, int], str, Found]] = []
     unknown: list[str] = []  # orders and statements whose drug was not recognised
     for f in found:
         rtype = f.resource["resourceType"]
         if rtype in ("Patient", "Medication"):
             continue
         if rtype == "OperationOutcome":
-            state.problem(_name(f), f"an OperationOutcome: {_diagnostics(f.resource)}")
+            state.problem(name_of(f), f"an OperationOutcome: {diagnostics(f.resource)}")
             continue
         if rtype not in READ:
             state.left_out[f"{rtype}: not read by the mapping"] += 1
             continue
         try:
-            if pid is not None and not _about(f.resource, pid):
-                state.problem(_name(f), "about another patient: not used")
+            if pid is not None and not about(f.resource, pid):
+                state.problem(name_of(f), "about another patient: not used")
                 continue
             if rtype == "Condition":
                 item = _condition(state, f)
@@ -261,7 +169,7 @@ def map_patient(
                         unknown.append(f"{rtype}/{f.resource['id']}")
                     state.uncertain = False
         except Unreadable as exc:
-            state.problem(_name(f), f"{exc}; the resource is not used")
+            state.problem(name_of(f), f"{exc}; the resource is not used")
     kept = _bounded(state, conditions, "conditions")
     scenario["conditions"] = [value for _, value in kept]
     scenario["medications"] = [value for _, value in _bounded(state, meds, "medications")]
@@ -297,44 +205,11 @@ def map_patient(
     )
 
 
-def _diagnostics(outcome: dict[str, Any]) -> str:
-    """What an OperationOutcome says, in a line."""
-    said = [
-        " ".join(str(issue.get("diagnostics") or issue.get("code") or "").split())[:300]
-        for issue in el.as_list(outcome.get("issue"))[:5]
-        if isinstance(issue, dict)
-    ]
-    return "; ".join(s for s in said if s) or "no diagnostics given"
-
-
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _index(found: list[_Found]) -> dict[str, dict[str, Any]]:
-    """Medication resources by the references that can name them."""
-    out: dict[str, dict[str, Any]] = {}
-    for f in found:
-        res = f.resource
-        if res["resourceType"] == "Medication" and isinstance(res.get("id"), str):
-            out[f"Medication/{res['id']}"] = res
-            out[f"urn:uuid:{res['id']}"] = res
-    return out
-
-
-def _about(resource: dict[str, Any], pid: str) -> bool:
-    what = "subject" if resource.get("subject") is not None else "patient"
-    ref = resource.get(what)
-    if ref is not None and not isinstance(ref, dict):
-        raise Unreadable(f"{what} is {el.kind(ref)}, not a Reference")
-    target = el.text(ref.get("reference"), f"{what}.reference") if ref else None
-    if target is None:
-        return True  # not said: taken as the request's patient
-    target = target.split("/_history/", 1)[0]  # a versioned reference names the same patient
-    return target.startswith("urn:") or target.rsplit("/", 1)[-1] == pid
-
-
-def _rank(f: _Found, selections: tuple[str, ...]) -> tuple[int, int]:
+def _rank(f: Found, selections: tuple[str, ...]) -> tuple[int, int]:
     """Selected orders first, then drafts, then active ones; the most recent first within
     (by `authoredOn`, else the start of `effectivePeriod`, `effectiveDateTime`, `dateAsserted`;
     undated or unreadable dates last)."""
@@ -355,23 +230,25 @@ def _rank(f: _Found, selections: tuple[str, ...]) -> tuple[int, int]:
     return rank, -span[0].toordinal() if span else 1
 
 
-def _therapy(state: _State, orders: list[_Found]) -> dict[str, Any]:
+def _therapy(state: State, orders: list[Found]) -> dict[str, Any]:
     """The therapy of the subject drug: the first order's (selected, draft, most recent), its
     intent else the next order's that says one, and the longest duration any order or statement
     gives (a new order for a month is not the whole of a use that began years ago)."""
     focus = orders[0]
-    therapy = therapy_of(focus.resource, state.as_of, lambda why: state.problem(_name(focus), why))
+    therapy = therapy_of(
+        focus.resource, state.as_of, lambda why: state.problem(name_of(focus), why)
+    )
     for other in orders[1:]:
         more = therapy_of(other.resource, state.as_of, lambda why: None)
         if "intent" not in therapy and "intent" in more:
             therapy["intent"] = more["intent"]
-            state.notes.append(Unmapped(where=_name(other), reason="gave the therapy's intent"))
+            state.notes.append(Unmapped(where=name_of(other), reason="gave the therapy's intent"))
         years = more.get("duration_years")
         if years is not None and years > therapy.get("duration_years", -1):
             therapy["duration_years"] = years
             state.notes.append(
                 Unmapped(
-                    where=_name(other),
+                    where=name_of(other),
                     reason=f"gave the therapy's duration ({years:g} years), the longest of the "
                     "orders and statements for the subject drug",
                 )
@@ -379,68 +256,7 @@ def _therapy(state: _State, orders: list[_Found]) -> dict[str, Any]:
     return therapy
 
 
-def _deceased(state: _State, found: _Found) -> None:
-    """A deceased patient's record is read as of the day they died, when it says which."""
-    res = found.resource
-    try:
-        died = el.date(res.get("deceasedDateTime"), "deceasedDateTime")
-    except Unreadable as exc:
-        state.problem(_name(found), f"{exc}; the record is read as of {state.as_of}")
-        return
-    if died is not None and died[0] < state.as_of:
-        state.as_of = died[0]
-        state.notes.append(
-            Unmapped(
-                where=_name(found),
-                reason=f"the patient died on {died[0]}: the record (age, durations so far) is "
-                "read as of that day",
-            )
-        )
-    elif died is None and res.get("deceasedBoolean") is True:
-        state.notes.append(
-            Unmapped(
-                where=_name(found),
-                reason=f"the patient is recorded as deceased, on a day not given: the record is "
-                f"read as of {state.as_of}",
-            )
-        )
-
-
-def _age(state: _State, found: _Found) -> float | None:
-    try:
-        span = el.date(found.resource.get("birthDate"), "birthDate")
-    except Unreadable as exc:
-        state.problem(_name(found), f"{exc}; the age is left unknown")
-        return None
-    if span is None:
-        return None
-    earliest, latest = span
-    if earliest > state.as_of:
-        state.problem(_name(found), f"birthDate is after {state.as_of}; the age is left unknown")
-        return None
-    latest = min(latest, state.as_of)  # born by as_of: "2026" on 2026-11-25 is age 0
-    high, low = _years(earliest, state.as_of), _years(latest, state.as_of)
-    if high > MAX_AGE:
-        state.problem(_name(found), f"birthDate gives an age over {MAX_AGE}; left unknown")
-        return None
-    if high != low:
-        split = [
-            f"{op} {value:g}"
-            for op, value in dict.fromkeys(age_tests(state.kb))
-            if _OPS[op](low, value) != _OPS[op](high, value)
-        ]
-        if split:
-            state.problem(
-                _name(found),
-                f"birthDate {found.resource.get('birthDate')} gives an age of {low} or {high} "
-                f"on {state.as_of}, and the pack's age test ({', '.join(split)}) differs between "
-                "them; the age is left unknown",
-            )
-            return None
-    return low
-
-
-def _condition(state: _State, found: _Found) -> tuple[bool, Any] | None:
+def _condition(state: State, found: Found) -> tuple[bool, Any] | None:
     res = found.resource
     verification = el.status(res.get("verificationStatus"), "verificationStatus")
     if verification in EXCLUDED_VERIFICATION:
@@ -450,14 +266,14 @@ def _condition(state: _State, found: _Found) -> tuple[bool, Any] | None:
     if clinical is not None and clinical not in ACTIVE_CONDITION:
         state.left_out[f"Condition: clinicalStatus {clinical[:40]}"] += 1
         return None
-    item = _item(state, res.get("code"), "code", ("ICD-10-CM", "SNOMED-CT"), _name(found))
+    item = _item(state, res.get("code"), "code", ("ICD-10-CM", "SNOMED-CT"), name_of(found))
     if item is None:
-        state.problem(_name(found), "no code and no text: nothing to recognise it by")
+        state.problem(name_of(found), "no code and no text: nothing to recognise it by")
     return item
 
 
 def _medication(
-    state: _State, found: _Found, by_ref: dict[str, dict[str, Any]]
+    state: State, found: Found, by_ref: dict[str, dict[str, Any]]
 ) -> tuple[bool, Any, bool] | None:
     res = found.resource
     rtype = res["resourceType"]
@@ -479,13 +295,13 @@ def _medication(
             shown = ref.get("display") if isinstance(ref, dict) else None
             concept = {"text": shown} if isinstance(shown, str) and shown else None
             if concept is None:
-                state.problem(_name(found), f"medicationReference {str(target)[:80]!r} not found")
+                state.problem(name_of(found), f"medicationReference {str(target)[:80]!r} not found")
                 return None
         else:
             concept = medication.get("code")
-    item = _item(state, concept, "medication", ("RxNorm", "ATC"), _name(found))
+    item = _item(state, concept, "medication", ("RxNorm", "ATC"), name_of(found))
     if item is None:
-        state.problem(_name(found), "no medication code and no text: nothing to recognise it by")
+        state.problem(name_of(found), "no medication code and no text: nothing to recognise it by")
         return None
     known, value = item
     if not known and _could_be_subject(state.kb, concept):
@@ -528,7 +344,7 @@ def _is_subject(kb: KnowledgeBase, item: Any) -> bool:
 
 
 def _item(
-    state: _State, concept: Any, what: str, systems: tuple[str, ...], name: str
+    state: State, concept: Any, what: str, systems: tuple[str, ...], name: str
 ) -> tuple[bool, Any] | None:
     """(recognised, scenario item) for a CodeableConcept: its first coding the pack recognises,
     else its words if the pack recognises them, else its first coding in a system the scenario
@@ -567,7 +383,7 @@ def _item(
 
 
 def _bounded(
-    state: _State, items: list[tuple[bool, Any]], field_name: str
+    state: State, items: list[tuple[bool, Any]], field_name: str
 ) -> list[tuple[bool, Any]]:
     """The items, each once, recognised ones first, at most the scenario's limit."""
     seen: set[str] = set()
