@@ -179,3 +179,26 @@ def test_an_ipv6_host_makes_a_url_with_brackets(tmp_path):
         while "discovery:" not in running.output() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "discovery: http://[::1]:" in running.output(), running.output()
+
+
+def test_a_browser_client_of_an_allowed_origin_may_call_the_service(tmp_path):
+    # the CDS Hooks sandbox runs in a browser: CORS, and Chrome's Private Network Access
+    # preflight for a public page calling a loopback address
+    sandbox = "https://sandbox.cds-hooks.org"
+    with serve(tmp_path, "--allow-origin", sandbox) as running:
+        preflight = {
+            "Origin": sandbox,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+            "Access-Control-Request-Private-Network": "true",
+        }
+        url = f"{running.url}{SIGN}"
+        answer = httpx.options(url, headers=preflight, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["access-control-allow-origin"] == sandbox
+        assert answer.headers["access-control-allow-private-network"] == "true"
+        other = httpx.options(url, headers={**preflight, "Origin": "https://elsewhere.example"})
+        assert other.status_code == 400  # refused: no origin allowed, so the browser stops
+        assert "access-control-allow-origin" not in other.headers
+        found = httpx.get(f"{running.url}/cds-services", headers={"Origin": sandbox}, timeout=10)
+        assert found.headers["access-control-allow-origin"] == sandbox

@@ -195,7 +195,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
             allow_origins=config.allow_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
+            # Chrome asks before a public page (the CDS Hooks sandbox) calls a service on a
+            # loopback or private address: say yes to the allowed origins
+            allow_private_network=True,
         )
+
     table = services(config.packs)
     feedback = FeedbackLog(config.feedback_log)
     base = config.base_url.rstrip("/")
