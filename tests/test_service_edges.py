@@ -15,6 +15,8 @@ import httpx
 import pytest
 from cdshooks import check_cards
 from conftest import FIXTURES
+from hypothesis import given
+from hypothesis import strategies as st
 from servers import Served, serve
 
 REQUESTS = FIXTURES / "fhir" / "requests"
@@ -202,3 +204,28 @@ def test_a_browser_client_of_an_allowed_origin_may_call_the_service(tmp_path):
         assert "access-control-allow-origin" not in other.headers
         found = httpx.get(f"{running.url}/cds-services", headers={"Origin": sandbox}, timeout=10)
         assert found.headers["access-control-allow-origin"] == sandbox
+
+
+def _nesting(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_nesting(v) for v in value), default=0)
+    return 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet='[]{}"\\ab\n'),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=30,
+)
+
+
+@given(_JSON)
+def test_the_depth_of_a_body_is_counted_outside_its_strings(value: Any):
+    # the service bounds nesting by counting brackets in the bytes, strings left out
+    import orjson
+
+    from engine.service.app import depth_of
+
+    assert depth_of(orjson.dumps(value)) == _nesting(value)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -326,8 +327,17 @@ def _could_be_subject(kb: KnowledgeBase, concept: Any) -> bool:
     if not coded or not words.strip():
         return True
     said = f" {normalise_text(words)} "
+    return any(name in said for name in _subject_names(kb))
+
+
+@lru_cache(maxsize=16)
+def _subject_names(kb: KnowledgeBase) -> tuple[str, ...]:
+    """The subject's label and synonyms, normalised and padded for a whole-word search."""
+    subject = kb.manifest.subject
+    if not subject:
+        return ()
     names = [kb.vocabulary.label(subject), *kb.vocabulary.concepts[subject].synonyms]
-    return any(f" {normalise_text(n)} " in said for n in names)
+    return tuple(f" {normalise_text(n)} " for n in names)
 
 
 def _is_subject(kb: KnowledgeBase, item: Any) -> bool:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -126,17 +128,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _too_deep(data: Any) -> bool:
-    todo = [(data, 1)]
-    while todo:
-        value, depth = todo.pop()
-        if depth > MAX_DEPTH:
-            return True
-        if isinstance(value, dict):
-            todo.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
-        elif isinstance(value, list):
-            todo.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
-    return False
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a string, escapes and all
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def depth_of(body: bytes) -> int:
+    """How deeply a body that parsed as JSON nests: its brackets counted outside its strings
+    (at the speed of bytes, not of walking every value)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(1 if b in b"[{" else -1 for b in brackets), default=0)
 
 
 def parse(body: bytes) -> Any:
@@ -146,7 +146,7 @@ def parse(body: bytes) -> Any:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Refused(400, [("structure", f"the body is not JSON: {exc}", None)]) from None
-    if _too_deep(data):
+    if depth_of(body) > MAX_DEPTH:
         raise Refused(
             400, [("structure", f"the JSON is nested more than {MAX_DEPTH} levels deep", None)]
         )
