@@ -109,6 +109,17 @@ def codings(concept: Any, what: str) -> Iterator[tuple[str | None, str, str]]:
     for i, coding in enumerate(as_list(concept.get("coding"))):
         if not isinstance(coding, dict):
             raise Unreadable(f"{what}.coding[{i}] is {kind(coding)}, not a Coding")
+        system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
+        if (  # the common shape, read at once
+            type(system) is str
+            and type(code) is str
+            and type(display) is str
+            and code.isprintable()
+            and code == code.strip()
+            and code
+        ):
+            yield SYSTEMS.get(system), code, display
+            continue
         system = text(coding.get("system"), f"{what}.coding[{i}].system")
         code = text(coding.get("code"), f"{what}.coding[{i}].code")
         display = text(coding.get("display"), f"{what}.coding[{i}].display") or ""
