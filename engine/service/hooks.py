@@ -7,8 +7,9 @@ their active conditions, and their active MedicationRequests and MedicationState
 
 A call is answered in these steps: the context is checked for what the hook needs; every prefetch
 key the service asks for must be present (its value may be null: no data) or fetchable from
-`fhirServer`, else 412; the resources are mapped onto a scenario (engine.fhir); a call that does
-not concern the subject drug gets no cards; the scenario is evaluated and the result becomes cards.
+`fhirServer`, else 412; the resources are mapped onto a scenario (engine.fhir); a call known not
+to concern the subject drug gets no cards, and an order whose drug the pack cannot read gets one
+card saying it could not tell; the scenario is evaluated and the result becomes cards.
 """
 
 from __future__ import annotations
