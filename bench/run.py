@@ -340,7 +340,27 @@ def fmt(s: dict[str, float], unit: str = "", digits: int = 0) -> str:
     return f"{s['median']:,.{digits}f}{unit} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
 
 
+def report_baseline(found: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"against {found['baseline']} (medians of {found['reps']}, alternating)")
+    for column in ("probe", "unit", "baseline", "working tree", "speed-up"):
+        table.add_column(column, justify="right" if column != "probe" else "left")
+    for probe, f in found["probes"].items():
+        digits = 3 if f["unit"] == "seconds" else 0
+        table.add_row(
+            probe,
+            f["unit"],
+            f"{f['baseline']:,.{digits}f}",
+            f"{f['working_tree']:,.{digits}f}",
+            f"{f['speedup']:.2f}x",
+        )
+    console.print(table)
+
+
 def report(results: dict[str, Any], console: Console) -> None:
+    if "baseline" in results:
+        report_baseline(results["baseline"], console)
+    if "evaluate" not in results:
+        return
     m = results["machine"]
     console.print(
         f"[bold]Caveat benchmark[/] {results['when']} — {m['cores']} cores, Python "
@@ -412,12 +432,43 @@ def report(results: dict[str, Any], console: Console) -> None:
     )
 
 
+def bench_baseline(kb: KnowledgeBase, rev: str, reps: int, quick: bool) -> dict[str, Any]:
+    """The working tree against REV on the same scenarios and cases (bench/baseline.py)."""
+    from baseline import baseline, compare
+
+    rng = random.Random(2026)
+    scenarios = [synthetic.scenario(rng, kb) for _ in range(2000 if quick else 20_000)]
+    cases = [{"id": f"g{i}", **s} for i, s in enumerate(scenarios)]
+    cases = (cases * (1 + (5000 if quick else 100_000) // len(cases)))[: 5000 if quick else 100_000]
+    with baseline(rev) as side:
+        return compare(side, scenarios, cases, max(3, reps) if not quick else 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     parser.add_argument("--reps", type=int, help="repetitions (default 5, quick 2)")
-    parser.add_argument("--out", default=str(HERE / "results" / "latest.json"))
+    parser.add_argument(
+        "--out",
+        help="where the JSON goes (default: bench/results/latest.json; with --quick, "
+        "bench/results/quick.json, so that a smoke run never replaces the committed figures)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also build REV (a git revision) in a temporary worktree with its own virtual "
+        "environment and measure it beside the working tree, alternating, in this run",
+    )
+    parser.add_argument(
+        "--only-baseline",
+        action="store_true",
+        help="with --baseline: measure only the comparison, not the other sections",
+    )
     args = parser.parse_args()
+    if args.out is None:
+        args.out = str(HERE / "results" / ("quick.json" if args.quick else "latest.json"))
+    if args.only_baseline and not args.baseline:
+        parser.error("--only-baseline needs --baseline REV")
     reps = args.reps or (2 if args.quick else 5)
     kb = load_knowledge_base()
     console = Console()
@@ -439,6 +490,10 @@ def main() -> None:
         ),
         ("memory", lambda: bench_memory(20_000 if args.quick else 500_000)),
     ]
+    if args.baseline:
+        steps = [("baseline", lambda: bench_baseline(kb, args.baseline, reps, args.quick))] + (
+            [] if args.only_baseline else steps
+        )
     for name, step in steps:
         console.print(f"[dim]running {name}…[/]")
         results[name] = step()
