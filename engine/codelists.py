@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .scenario import CodeSystem
-from .vocabulary import ConceptId
+from .vocabulary import ConceptId, code_key
 from .yamlfile import key_mark, locate
 
 if TYPE_CHECKING:
@@ -105,11 +105,7 @@ def read_code_list(reader: PackReader, path: Path) -> None:
             "source",
         )
     known = {c.id for c in reader.pack.concepts}
-    own = {
-        (code.system, code.code.strip().upper()): c.id
-        for c in reader.pack.concepts
-        for code in c.codes
-    }
+    own = {code_key(code.system, code.code): c.id for c in reader.pack.concepts for code in c.codes}
     seen: set[str] = set()
     for i, entry in enumerate(found.codes):
         where = locate(data, ("codes", i))
@@ -118,7 +114,7 @@ def read_code_list(reader: PackReader, path: Path) -> None:
         if entry.code in seen:
             reader.problem(name, where, f"codes[{i}]: code {entry.code} is listed twice")
         seen.add(entry.code)
-        bound = own.get((found.system, entry.code.strip().upper()))
+        bound = own.get(code_key(found.system, entry.code))
         if bound is not None and bound != entry.concept:
             reader.problem(
                 name,
@@ -137,12 +133,12 @@ def check_subject(pack: PackContents, data: Any, name: str, add: Any) -> None:
     bound: dict[tuple[str, str], str] = {}
     for concept in pack.concepts:
         for code in concept.codes:
-            bound.setdefault((code.system, code.code.strip().upper()), concept.id)
+            bound.setdefault(code_key(code.system, code.code), concept.id)
     for codes in pack.code_lists:
         for entry in codes.codes:
-            bound.setdefault((codes.system, entry.code.strip().upper()), entry.concept)
+            bound.setdefault(code_key(codes.system, entry.code), entry.concept)
     for i, code in enumerate(manifest.subject_codes):
-        concept = bound.get((code.system, code.code.strip().upper()))
+        concept = bound.get(code_key(code.system, code.code))
         if concept != manifest.subject:
             what = f"bound to {concept!r}" if concept else "not bound to any concept"
             add(

@@ -24,7 +24,8 @@ the whole condition (Kleene's three-valued logic); such a rule is reported as un
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
@@ -41,6 +42,14 @@ from .vocabulary import ConceptId
 
 Op = Literal["lt", "lte", "gt", "gte", "eq"]
 OPS: tuple[Op, ...] = ("lt", "lte", "gt", "gte", "eq")
+# what each comparison of a number test means
+HOLDS: dict[str, Callable[[Any, Any], bool]] = {
+    "lt": operator.lt,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "eq": operator.eq,
+}
 SYMBOL = {"lt": "<", "lte": "≤", "gt": ">", "gte": "≥", "eq": "=", "ne": "≠"}
 NEGATION = {"lt": "gte", "lte": "gt", "gt": "lte", "gte": "lt", "eq": "ne", "ne": "eq"}
 

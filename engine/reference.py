@@ -17,20 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from .compiler import Match
-from .conditions import AllOf, AnyOf, NotOf, _ConceptTest, _EnumTest, _NumberTest
+from .conditions import HOLDS, AllOf, AnyOf, NotOf, _ConceptTest, _EnumTest, _NumberTest
 from .facts import Atom, Facts, concept_prop, maybe_prop
 from .rules import Rule
 from .vocabulary import Vocabulary
 
 T, F, U = True, False, None
 
-_HOLDS = {
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "eq": lambda a, b: a == b,
-}
 _OPPOSITE = {"lt": "gte", "lte": "gt", "gt": "lte", "gte": "lt", "eq": "ne"}
 
 
@@ -118,7 +111,7 @@ class ReferenceMatcher:
         if isinstance(node, _NumberTest):
             tests = tuple(
                 (
-                    _HOLDS[op],
+                    HOLDS[op],
                     Atom("cmp", node.field, op, v),
                     Atom("cmp", node.field, _OPPOSITE[op], v),
                 )

@@ -303,7 +303,7 @@ def _problems(exc: ValidationError) -> list[Problem]:
                 continue  # text that failed as a label; its own error says why
             msg = (
                 "expected a label (text) or a mapping {code: ..., system: ...}, got "
-                f"{_kind(err['input'])}"
+                f"{kind_of(err['input'])}"
             )
             if err["type"] == "string_too_short":
                 msg = "empty label"
@@ -317,7 +317,7 @@ def _problems(exc: ValidationError) -> list[Problem]:
         if err["type"] in ("float_type", "int_type") and _numeric(err.get("input")):
             message += "; write the number without quotes"
         elif err["type"] in ("model_type", "list_type", "dict_type", "string_type"):
-            message = f"{message}, got {_kind(err.get('input'))}"
+            message = f"{message}, got {kind_of(err.get('input'))}"
         seen.setdefault(path, [])
         if message not in seen[path]:
             seen[path].append(message)
@@ -343,8 +343,9 @@ def _numeric(value: Any) -> bool:
     return True
 
 
-def _kind(value: Any) -> str:
-    """What a YAML/JSON author would call the type of a value."""
+def kind_of(value: Any, containers: tuple[str, str] = ("a mapping", "a list")) -> str:
+    """What an author would call the type of a value: YAML's words for its containers by
+    default, others (JSON's "an object", "an array") where the input is read as that."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -354,9 +355,9 @@ def _kind(value: Any) -> str:
     if isinstance(value, str):
         return "text"
     if isinstance(value, Mapping):
-        return "a mapping"
+        return containers[0]
     if isinstance(value, list | tuple):
-        return "a list"
+        return containers[1]
     return type(value).__name__
 
 

@@ -106,7 +106,9 @@ def normalise_text(text: str) -> str:
     return text.strip(" .")
 
 
-def _code_key(system: str, code: str) -> tuple[str, str]:
+def code_key(system: str, code: str) -> tuple[str, str]:
+    """How a code is looked up: ICD-10-CM with its dot where ICD-10-CM has it, others trimmed
+    and upper-cased."""
     if system == "ICD-10-CM":
         return system, terminology.normalise_icd(code)
     return system, code.strip().upper()
@@ -128,8 +130,9 @@ class Vocabulary:
     """Concepts indexed for lookup, with their is_a closure precomputed.
 
     It remembers what it worked out: per pair or per concept of the pack (`_chains`, `_could_be`,
-    bounded by the pack's size), and per spelling or code of the input (`_seen`, `_suggested`,
-    `_could_be_code`, each bounded: SPELLINGS_BOUND, SUGGESTIONS_BOUND, CODES_BOUND)."""
+    bounded by the pack's size), and per spelling or code of the input (`_seen`, `_ambiguities`,
+    `_suggested`, `_could_be_code`, each bounded: SPELLINGS_BOUND, SUGGESTIONS_BOUND,
+    CODES_BOUND)."""
 
     def __init__(
         self,
@@ -148,6 +151,7 @@ class Vocabulary:
         self._reach: dict[ConceptKind | None, float] = {}
         self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
         self._seen: dict[str, Resolution | None] = {}
+        self._ambiguities: dict[str, AmbiguousName | None] = {}
         self._suggested: dict[tuple[str, str | None, int], tuple[str, ...]] = {}
         self._could_be: dict[str, frozenset[str]] = {}
         self._could_be_code: dict[str, frozenset[str]] = {}
@@ -161,12 +165,12 @@ class Vocabulary:
         self._verified: dict[tuple[str, str], bool] = {}
         for concept in self.concepts.values():
             for code in concept.codes:
-                key = _code_key(code.system, code.code)
+                key = code_key(code.system, code.code)
                 self._codes.setdefault(key, concept.id)
                 self._verified.setdefault(key, code.system == "ICD-10-CM" or bool(code.verified))
         for system, code, cid in listed:
             if cid in self.concepts:
-                key = _code_key(system, code)
+                key = code_key(system, code)
                 self._codes.setdefault(key, cid)
                 self._verified.setdefault(key, False)  # a published list, not the code system
         for kind in (None, "condition", "drug"):
@@ -248,7 +252,7 @@ class Vocabulary:
     def lookup_code(self, system: str, code: str) -> tuple[Resolution, ...]:
         """The concepts a code is bound to: for ICD-10-CM, those of the code and of every code
         above it, leaving out a concept that another of them is a kind of (nearest first)."""
-        key = _code_key(system, code)
+        key = code_key(system, code)
         if system != "ICD-10-CM" or not terminology.looks_like_icd(key[1]):
             hit = self._codes.get(key)
             return (Resolution(hit, "code", (key[1],)),) if hit else ()
@@ -295,11 +299,17 @@ class Vocabulary:
 
     def code_verified(self, system: str, code: str) -> bool:
         """Whether a bound code was checked against its code system (ICD-10-CM always is)."""
-        return self._verified.get(_code_key(system, code), False)
+        return self._verified.get(code_key(system, code), False)
 
     def ambiguity(self, text: str) -> AmbiguousName | None:
         """The entry of an ambiguous name, if the text is one."""
-        return self.ambiguous.get(normalise_text(text)) if self.ambiguous else None
+        if not self.ambiguous:
+            return None
+        found = self._ambiguities.get(text, _MISSING)
+        if found is _MISSING:
+            found = self.ambiguous.get(normalise_text(text))
+            remember(self._ambiguities, text, found, SPELLINGS_BOUND)
+        return found
 
     def suggestions(self, text: str, kind: ConceptKind | None = None, limit: int = 3) -> list[str]:
         """Preferred labels of the concepts whose label or synonym is closest to the text (none

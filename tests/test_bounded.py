@@ -179,6 +179,7 @@ def test_every_cache_that_input_fills_stays_within_its_bound():
     }
     for name, bound in bounded.items():
         assert len(getattr(vocab, name)) == bound, name  # filled by the input, and held there
+    assert len(vocab._ambiguities) <= vocabulary_module.SPELLINGS_BOUND
     assert len(kb.reason_cache) == statements.REASONS_BOUND
     pack_bound = (len(vocab.concepts) + len(kb.rules)) ** 2
     for owner in (vocab, kb):

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ..scenario import kind_of
+
 # FHIR code system URIs and the scenario's names for them.
 SYSTEMS = {
     "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
@@ -55,19 +57,7 @@ class Unreadable(ValueError):
 
 def kind(value: Any) -> str:
     """What a JSON author would call the type of a value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
+    return kind_of(value, ("an object", "an array"))
 
 
 def as_list(value: Any) -> list[Any]:

@@ -40,11 +40,9 @@ import datetime as dt
 from collections import Counter
 from functools import lru_cache
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel, Field
 
-from ..bounded import remember
 from ..cleantext import no_surrogates
 from ..knowledge_base import KnowledgeBase
 from ..scenario import MAX_ITEMS
@@ -387,29 +385,11 @@ def _item(
     words = el.label(concept, what)
     if words is not None:  # control characters and lone surrogates read as spaces
         words = " ".join(el.UNPRINTABLE.sub(" ", words).split())[:200].strip() or None
-    if words and _readable(state.kb, words):
+    if words and (vocab.lookup_text(words) or vocab.ambiguity(words)):
         return bool(vocab.lookup_text(words)), words
     if first is not None:
         return False, first
     return (False, words) if words else None
-
-
-_READABLE: WeakKeyDictionary[Any, dict[str, bool]] = WeakKeyDictionary()  # per vocabulary
-READABLE_BOUND = 4096  # words remembered per pack (most records repeat the same few)
-
-
-def _readable(kb: KnowledgeBase, words: str) -> bool:
-    """Whether the pack reads these words: as a concept, or as a name too ambiguous to be one
-    (which the result then names)."""
-    vocab = kb.vocabulary
-    seen = _READABLE.get(vocab)
-    if seen is None:
-        seen = _READABLE.setdefault(vocab, {})
-    found = seen.get(words)
-    if found is None:
-        found = bool(vocab.lookup_text(words) or vocab.ambiguity(words))
-        remember(seen, words, found, READABLE_BOUND)
-    return found
 
 
 def _bounded(

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..conditions import AgeTest, leaves
+from ..conditions import HOLDS, AgeTest, leaves
 from ..knowledge_base import KnowledgeBase
 from ..scenario import MAX_AGE
 from . import elements as el
 from .elements import Unreadable
 from .resources import Found, State, Unmapped, name_of
-
-# the comparisons of the rules' age tests, as the reference evaluator makes them
-_OPS = {
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "eq": lambda a, b: a == b,
-}
 
 
 def age_tests(kb: KnowledgeBase) -> list[tuple[str, float]]:
@@ -84,7 +75,7 @@ def age_of(state: State, found: Found) -> float | None:
         split = [
             f"{op} {value:g}"
             for op, value in dict.fromkeys(age_tests(state.kb))
-            if _OPS[op](low, value) != _OPS[op](high, value)
+            if HOLDS[op](low, value) != HOLDS[op](high, value)
         ]
         if split:
             state.problem(
