@@ -258,7 +258,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         except ValidationError as exc:
             raise Refused(400, validation_issues(exc)) from None
         try:
-            check_context(service, hook)  # a malformed call is 400 before any prefetch is asked
+            context = check_context(service, hook)  # 400 before any prefetch is asked for
         except HookProblem as exc:
             raise Refused(exc.status, exc.issues) from None
         prefetch = dict(hook.prefetch or {})
@@ -308,7 +308,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         as_of = config.as_of or dt.datetime.now(dt.UTC).date()
         try:
             # off the event loop: a large patient does not hold up other requests
-            cards, _ = await run_in_threadpool(answer, service, hook, prefetch, as_of=as_of)
+            cards = await run_in_threadpool(answer, service, context, prefetch, as_of=as_of)
         except HookProblem as exc:
             raise Refused(exc.status, exc.issues) from None
         return _json(card_json(cards))

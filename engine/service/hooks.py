@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ScenarioError
 from ..evaluate import run
-from ..fhir.mapping import FhirMapping, map_patient, resources
+from ..fhir.mapping import map_patient, resources
 from ..knowledge_base import KnowledgeBase
 from .cards import cards_for, unknown_order_card
 from .protocol import Card, HookRequest, ServiceDescription
@@ -90,8 +90,16 @@ def services(kbs: list[KnowledgeBase]) -> dict[str, Service]:
     return out
 
 
-def check_context(service: Service, request: HookRequest) -> tuple[str, tuple[str, ...], Any]:
-    """(patientId, selections, draftOrders) from the context, or HookProblem naming each gap."""
+class HookContext(NamedTuple):
+    """What a call's context says, checked."""
+
+    patient: str
+    selections: tuple[str, ...]
+    drafts: Any  # the draftOrders Bundle (None for patient-view)
+
+
+def check_context(service: Service, request: HookRequest) -> HookContext:
+    """The call's context, or HookProblem naming each gap."""
     issues: list[tuple[str, str, str | None]] = []
     if request.hook != service.hook:
         issues.append(
@@ -138,7 +146,7 @@ def check_context(service: Service, request: HookRequest) -> tuple[str, tuple[st
                 selections = tuple(chosen)
     if issues:
         raise HookProblem(400, issues)
-    return patient, selections, drafts  # type: ignore[return-value]
+    return HookContext(patient, selections, drafts)  # type: ignore[arg-type]
 
 
 def missing_prefetch(request: HookRequest) -> list[str]:
@@ -163,14 +171,10 @@ def _draft_refs(drafts: Any) -> set[str]:
 
 
 def answer(
-    service: Service,
-    request: HookRequest,
-    prefetch: dict[str, Any],
-    *,
-    as_of: dt.date,
-) -> tuple[list[Card], FhirMapping | None]:
-    """The cards for a hook call whose prefetch data is complete."""
-    patient, selections, drafts = check_context(service, request)
+    service: Service, context: HookContext, prefetch: dict[str, Any], *, as_of: dt.date
+) -> list[Card]:
+    """The cards for a hook call whose context is checked and whose prefetch data is complete."""
+    patient, selections, drafts = context
     given = prefetch.get("patient")
     given_id = given.get("id") if isinstance(given, dict) else None
     if isinstance(given_id, str) and given.get("resourceType") == "Patient" and given_id != patient:
@@ -203,8 +207,8 @@ def answer(
         unknown = drafted & set(mapping.unrecognised_orders)
     if not concerned:
         if unknown:  # not recognised is not "another drug": say it could not tell
-            return [unknown_order_card(service.kb, sorted(unknown))], mapping
-        return [], mapping  # the call is not about the subject drug
+            return [unknown_order_card(service.kb, sorted(unknown))]
+        return []  # the call is not about the subject drug
     try:
         result = run(service.kb, mapping.scenario)
     except ScenarioError as exc:
@@ -215,4 +219,4 @@ def answer(
                 for p in exc.problems
             ],
         ) from None
-    return cards_for(service.kb, result, mapping), mapping
+    return cards_for(service.kb, result, mapping)
