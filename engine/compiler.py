@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import durable_adapter
+from .bounded import remember
 from .conditions import (
     NEGATION,
     AllOf,
@@ -53,6 +54,9 @@ Dnf = list[Term]
 
 MAX_TERMS = 512  # alternatives per rule and per truth value
 MAX_UNKNOWN_CHILDREN = 8  # children of one all/any that may each be unknown
+# The most (property, value) texts `Program.encoded` keeps (oldest dropped first): concept
+# properties are a few hundred; values (ages, durations) come from input.
+TEXTS_BOUND = 4096
 
 ENUMS: dict[str, tuple[str, ...]] = {"intent": INTENTS, "dose": DOSES, "response": RESPONSES}
 NUMBERS: dict[str, tuple[float, float, bool]] = {  # low, high, integer
@@ -377,6 +381,7 @@ class Program:
         self.given_props = {p[2:]: n for p, n in self.props.items() if p.startswith("g:")}
         self.value_props = {p: n for p, n in self.props.items() if p in FIELD_NAMES}
 
+        self._texts: dict[tuple[str, type, Any], str] = {}  # for `encoded`
         self.groups = self._partition(per_rule, rules, sites)
         self.rulesets = [
             {str(i): {"all": [{"m": self._expression(self.disjuncts[i].atoms)}]} for i in group}
@@ -474,6 +479,24 @@ class Program:
         if include_background and "bg" in self.value_props:
             fact["bg"] = True
         return fact
+
+    def encoded(self, facts: Facts, include_background: bool) -> tuple[str, int]:
+        """The fact of `encode` as durable_rules' JSON, with its number of properties. The
+        properties are written in name order (the same fact is always the same text, which an
+        answer cache can be keyed by), each from text kept per property and value."""
+        fact = self.encode(facts, include_background)
+        texts = self._texts
+        parts: list[str] = []
+        for key in sorted(fact):
+            value = fact[key]
+            entry = (key, value.__class__, value)  # (True, 1 and 1.0 are different values here)
+            text = texts.get(entry)
+            if text is None:
+                text = remember(
+                    texts, entry, durable_adapter.encode_property(key, value), TEXTS_BOUND
+                )
+            parts.append(text)
+        return durable_adapter.fact_text(parts), len(fact)
 
     def decode(self, fired: Iterable[int]) -> Match:
         match = Match()

@@ -168,12 +168,13 @@ class DurableRulesets:
 
     def fire(self, fact: dict[str, Any]) -> list[str]:
         """Names of the rules the fact fires, over all rulesets (the sentinel left out)."""
-        if len(fact) > MAX_FACT_PROPERTIES:
-            raise CapacityError(
-                f"the scenario needs {len(fact)} properties in one durable_rules fact (limit "
-                f"{MAX_FACT_PROPERTIES}); list fewer conditions and medications"
-            )
-        payload = encode_fact(fact)
+        self._check_size(len(fact))
+        return self.fire_text(encode_fact(fact), len(fact))
+
+    def fire_text(self, payload: str, properties: int) -> list[str]:
+        """As `fire`, for a fact already written as `fact_text` writes it, of `properties`
+        properties (a caller that writes facts often can keep the text of each property)."""
+        self._check_size(properties)
         fired: list[str] = []
         with self._lock:
             for index, handle in enumerate(self._handles):
@@ -184,6 +185,14 @@ class DurableRulesets:
                     if not done:
                         self._renew(index)
         return fired
+
+    @staticmethod
+    def _check_size(properties: int) -> None:
+        if properties > MAX_FACT_PROPERTIES:
+            raise CapacityError(
+                f"the scenario needs {properties} properties in one durable_rules fact (limit "
+                f"{MAX_FACT_PROPERTIES}); list fewer conditions and medications"
+            )
 
     def _renew(self, index: int) -> None:
         """Put a new ruleset in the place of one whose evaluation failed part-way. The old one is
@@ -239,13 +248,20 @@ def to_json(value: Any) -> str:
     raise TypeError(f"cannot give durable_rules a {type(value).__name__}")
 
 
+def encode_property(key: str, value: Any) -> str:
+    """One property of the fact as `fact_text` joins them (`,"name":value`)."""
+    return f',"{key}":true' if value is True else f',"{key}":{to_json(value)}'
+
+
+def fact_text(properties: Sequence[str]) -> str:
+    """The JSON durable_rules receives: one fact, marked as the scenario, in a fixed session,
+    made of properties written by `encode_property`."""
+    return f'[{{"sid":"{SID}","id":"f","{MARK}":1{"".join(properties)}}}]'
+
+
 def encode_fact(fact: dict[str, Any]) -> str:
-    """The JSON durable_rules receives: one fact, marked as the scenario, in a fixed session."""
-    body = "".join(
-        f',"{key}":true' if value is True else f',"{key}":{to_json(value)}'
-        for key, value in fact.items()
-    )
-    return f'[{{"sid":"{SID}","id":"f","{MARK}":1{body}}}]'
+    """The JSON durable_rules receives for a fact given as a mapping."""
+    return fact_text([encode_property(key, value) for key, value in fact.items()])
 
 
 def _guarded(rule: dict[str, Any]) -> dict[str, Any]:

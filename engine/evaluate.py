@@ -35,13 +35,22 @@ def run(
     include_draft: bool = False,
     matcher: Literal["durable", "reference"] = "durable",
     source: str | None = None,
+    plain: bool = False,
 ) -> Result:
-    parsed = parse_scenario(scenario, source)
-    facts = normalise(parsed, kb.vocabulary)
-    engine = kb.matcher if matcher == "durable" else kb.reference
+    """One evaluation. With `plain`, every step takes its plain path: pydantic validates the
+    scenario and every part of the result, nothing is remembered between evaluations, and the
+    fact is written afresh for durable_rules. The fast path (the default) must give an equal
+    result; tests/test_fast_path.py and the benchmark check that it does."""
+    parsed = parse_scenario(scenario, source, plain=plain)
+    facts = normalise(parsed, kb.vocabulary, memo=not plain)
     try:
-        match = engine.match(facts, include_background)
+        if matcher == "reference":
+            match = kb.reference.match(facts, include_background)
+        elif plain:
+            match = kb.matcher.match_plain(facts, include_background)
+        else:
+            match = kb.matcher.match(facts, include_background)
     except CapacityError as exc:
         problem = Problem(path="", message=f"{exc}")
         raise ScenarioError([problem], source) from None
-    return build_result(kb, facts, match, include_background, include_draft)
+    return build_result(kb, facts, match, include_background, include_draft, plain=plain)

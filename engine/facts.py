@@ -6,10 +6,10 @@ defines `Atom`, the unit test on facts that both matchers report as the reason a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from . import terminology
+from .bounded import remember
 from .scenario import Code, Scenario
 from .vocabulary import Vocabulary
 
@@ -44,8 +44,10 @@ class Unknown(NamedTuple):
     home: ListName | None = None
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
+    """A scenario's facts: what its items were recognised as, and its values. (A named tuple:
+    one is made per evaluation, and a tuple is the cheapest immutable record to make.)"""
+
     scenario_id: str | None
     items: tuple[Item, ...]
     unknown: tuple[Unknown, ...]
@@ -186,19 +188,41 @@ def _resolve_code(vocab: Vocabulary, field: ListName, code: Code) -> list[Item] 
     return Unknown(field, shown, f"no concept of this pack carries {code.system} code {code.code}")
 
 
-def normalise(scenario: Scenario, vocab: Vocabulary) -> Facts:
-    """Recognise every condition and medication and collect the scenario's values."""
+# The most scenario items (a list and a spelling or a code) a vocabulary remembers the reading of
+# (oldest dropped first; see engine.bounded): a case library gives the same few again and again.
+ITEMS_BOUND = 8192
+
+
+def _read(
+    vocab: Vocabulary, field: ListName, entry: str | Code, memo: bool
+) -> tuple[Item, ...] | Unknown:
+    """What a scenario item was recognised as, worked out once per vocabulary (with `memo`)."""
+    key = (field, entry.system, entry.code) if isinstance(entry, Code) else (field, entry)
+    if memo:
+        found = vocab.items_read.get(key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+    got = (
+        _resolve_code(vocab, field, entry)
+        if isinstance(entry, Code)
+        else _resolve_text(vocab, field, entry)
+    )
+    read = tuple(got) if isinstance(got, list) else got
+    return remember(vocab.items_read, key, read, ITEMS_BOUND) if memo else read
+
+
+def normalise(scenario: Scenario, vocab: Vocabulary, *, memo: bool = True) -> Facts:
+    """Recognise every condition and medication and collect the scenario's values. With `memo`,
+    each item's reading is remembered by the vocabulary (bounded); without, it is worked out
+    afresh (the plain path the remembered one is tested against)."""
     items: dict[tuple[str, str, str | None], Item] = {}
     unknown: dict[tuple[str, str], Unknown] = {}
     for field in ("conditions", "medications"):
         for entry in getattr(scenario, field):
-            if isinstance(entry, Code):
-                got = _resolve_code(vocab, field, entry)  # type: ignore[arg-type]
-            else:
-                got = _resolve_text(vocab, field, entry)  # type: ignore[arg-type]
+            got = _read(vocab, field, entry, memo)  # type: ignore[arg-type]
             # The same item twice (in any case) is reported once, under the same spelling
             # whatever the order of the list: the least in code-point order.
-            if isinstance(got, list):
+            if not isinstance(got, Unknown):
                 for item in got:
                     key = (item.field, item.input.casefold(), item.concept)
                     if key not in items or item.input < items[key].input:
@@ -207,33 +231,50 @@ def normalise(scenario: Scenario, vocab: Vocabulary) -> Facts:
                 key2 = (got.field, got.input.casefold())
                 if key2 not in unknown or got.input < unknown[key2].input:
                     unknown[key2] = got
-    given = frozenset(i.concept for i in items.values() if i.concept is not None)
-    closure = frozenset().union(*(vocab.closure(c) for c in given)) if given else frozenset()
-    broad = []
-    for item in items.values():
-        could = vocab.could_be(item.concept) if item.concept is not None else frozenset()
-        if item.system == "ICD-10-CM":
-            could |= vocab.could_be_code(item.codes[0])
-        if could:
-            broad.append((item.field, item.input, could))
-    could_be = frozenset().union(*(c for _, _, c in broad)) if broad else frozenset()
+    if not items:
+        given = closure = could_be = _NOTHING
+        broad: list[tuple[str, str, frozenset[str]]] = []
+    else:
+        given = frozenset(i.concept for i in items.values() if i.concept is not None)
+        closure = frozenset().union(*map(vocab.closure, given)) if given else _NOTHING
+        broad = []
+        for item in items.values():
+            could = vocab.could_be(item.concept) if item.concept is not None else _NOTHING
+            if item.system == "ICD-10-CM":
+                could |= vocab.could_be_code(item.codes[0])
+            if could:
+                broad.append((item.field, item.input, could))
+        could_be = frozenset().union(*(c for _, _, c in broad)) if broad else _NOTHING
     values: dict[str, Any] = {}
-    if scenario.patient is not None and scenario.patient.age is not None:
-        values["age"] = scenario.patient.age
-    if scenario.therapy is not None:
-        for name in ("intent", "duration_years", "line", "dose", "response"):
-            value = getattr(scenario.therapy, name)
+    patient, therapy = scenario.patient, scenario.therapy
+    if patient is not None and patient.age is not None:
+        values["age"] = patient.age
+    if therapy is not None:
+        for name, value in therapy.__dict__.items():  # (intent, duration_years, line, ...)
             if value is not None:
                 values[name] = value
     return Facts(
-        scenario_id=scenario.id,
-        items=tuple(items[k] for k in sorted(items, key=lambda k: (k[0], k[1], k[2] or ""))),
-        unknown=tuple(unknown[k] for k in sorted(unknown)),
-        given=given,
-        closure=closure,
-        values=values,
-        unrecognized=frozenset(u.field for u in unknown.values())
-        | frozenset(u.home for u in unknown.values() if u.home is not None),
-        could_be=could_be,
-        broad=tuple(sorted(broad, key=lambda b: (b[0], b[1]))),
+        scenario.id,
+        tuple(items[k] for k in sorted(items, key=_item_order)) if items else (),
+        tuple(unknown[k] for k in sorted(unknown)) if unknown else (),
+        given,
+        closure,
+        values,
+        frozenset(u.field for u in unknown.values())
+        | frozenset(u.home for u in unknown.values() if u.home is not None)
+        if unknown
+        else _NOTHING,
+        could_be,
+        tuple(sorted(broad, key=_broad_order)) if broad else (),
     )
+
+
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _item_order(key: tuple[str, str, str | None]) -> tuple[str, str, str]:
+    return (key[0], key[1], key[2] or "")
+
+
+def _broad_order(entry: tuple[str, str, frozenset[str]]) -> tuple[str, str]:
+    return (entry[0], entry[1])

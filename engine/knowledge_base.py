@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
+from .bounded import remember
 from .caveats import Caveat
 from .codelists import code_bindings
 from .compiler import Match, Program
@@ -26,16 +27,54 @@ class Matcher(Protocol):
     def match(self, facts: Facts, include_background: bool) -> Match: ...
 
 
-class DurableMatcher:
-    """Matching by durable_rules: encode the facts, fire, decode the fired rules."""
+# The most answers of durable_rules a matcher remembers by default (oldest dropped first; see
+# engine.bounded): each is the fact's text (a few hundred bytes) and the numbers of the rules it
+# fired, some 2.5 MB when full.
+ANSWERS_BOUND = 8192
 
-    def __init__(self, program: Program, label: str) -> None:
+
+class DurableMatcher:
+    """Matching by durable_rules: encode the facts, fire, decode the fired rules.
+
+    The answer cache: durable_rules is deterministic, so what it fired for a fact (keyed by the
+    fact's exact JSON text) is what it would fire again. With the cache on (`answers` > 0, the
+    default), each distinct fact is matched by durable_rules once per process and what it fired
+    remembered, for up to `answers` facts; `hits` and `misses` count how often it served."""
+
+    def __init__(self, program: Program, label: str, answers: int = ANSWERS_BOUND) -> None:
         self.program = program
         self.rulesets = DurableRulesets(program.rulesets, label)
+        self.answers = answers
+        self._answers: dict[str, tuple[int, ...]] = {}
+        self.hits = 0
+        self.misses = 0
 
     def match(self, facts: Facts, include_background: bool) -> Match:
+        payload, properties = self.program.encoded(facts, include_background)
+        if self.answers <= 0:
+            fired = self.rulesets.fire_text(payload, properties)
+            return self.program.decode(int(name) for name in fired)
+        found = self._answers.get(payload)
+        if found is not None:
+            self.hits += 1
+        else:
+            self.misses += 1
+            fired = self.rulesets.fire_text(payload, properties)
+            found = remember(self._answers, payload, tuple(map(int, fired)), self.answers)
+        return self.program.decode(found)
+
+    def match_plain(self, facts: Facts, include_background: bool) -> Match:
+        """Matching as it was before the fast path: the fact written afresh, no answer cache
+        (what the fast path is tested against)."""
         fired = self.rulesets.fire(self.program.encode(facts, include_background))
         return self.program.decode(int(name) for name in fired)
+
+    def set_answer_cache(self, answers: int) -> None:
+        """Remember up to `answers` answers (0: none, every fact matched by durable_rules);
+        what was remembered is forgotten and the counts start again."""
+        self.answers = answers
+        self._answers = {}
+        self.hits = self.misses = 0
 
 
 class KnowledgeBase:
@@ -90,6 +129,24 @@ class KnowledgeBase:
             for r in self.rules
         ]
         self.reviewed = [(r.last_review.date if r.last_review else None) for r in self.rules]
+        self.background = frozenset(i for i, r in enumerate(self.rules) if r.background)
+        # What a statement or an undetermined rule of each rule says whatever the scenario, in
+        # the order Statement and Undetermined declare their fields (engine.statements fills in
+        # the rest, and drops "needs" from a statement).
+        self.statement_parts = [
+            {
+                "rule": r.id,
+                "category": r.category,
+                "text": r.statement,
+                "caveats": self.caveat_notes[i],
+                "evidence": self.evidence_notes[i],
+                "needs": None,
+                "because": None,
+                "status": r.status,
+                "reviewed": self.reviewed[i],
+            }
+            for i, r in enumerate(self.rules)
+        ]
         # retired rules are never compiled; draft rules are, and are left out of results unless
         # drafts are asked for
         retired = frozenset(i for i, r in enumerate(self.rules) if r.status == "retired")
@@ -102,7 +159,7 @@ class KnowledgeBase:
         )
         self.spoken_with_drafts: frozenset[str] = frozenset().union(*speaks.values())
         self.reason_cache: dict[object, object] = {}  # for statements.reasons
-        self.matcher: Matcher = DurableMatcher(self.program, self.id)
+        self.matcher = DurableMatcher(self.program, self.id)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> KnowledgeBase:

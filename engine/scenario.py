@@ -29,6 +29,7 @@ from pydantic_core import CoreSchema
 
 from .errors import Problem, ScenarioError
 from .reading import DEFAULT_LIMITS, FILE_OPTION, InputError, Limits, decode, read_limited
+from .trusted import built
 from .yamlfile import YamlProblem, parse_json, parse_yaml
 
 Intent = Literal["acute", "short-term", "long-term"]
@@ -361,10 +362,18 @@ def kind_of(value: Any, containers: tuple[str, str] = ("a mapping", "a list")) -
     return type(value).__name__
 
 
-def parse_scenario(data: Any, source: str | None = None) -> Scenario:
-    """Validate a scenario mapping. Raises ScenarioError listing every problem with its path."""
+def parse_scenario(data: Any, source: str | None = None, *, plain: bool = False) -> Scenario:
+    """Validate a scenario mapping. Raises ScenarioError listing every problem with its path.
+
+    A scenario of the common shape is checked in plain Python (`checked`); anything else, and
+    every invalid scenario, goes through pydantic, whose problems are the ones reported. With
+    `plain`, pydantic validates every scenario (the path the fast one is tested against)."""
     if isinstance(data, Scenario):
         return data
+    if not plain:
+        fast = checked(data)
+        if fast is not None:
+            return fast
     if not isinstance(data, Mapping):
         raise ScenarioError(
             [Problem(path="", message=f"a scenario is a mapping, got {type(data).__name__}")],
@@ -383,6 +392,123 @@ def parse_scenario(data: Any, source: str | None = None) -> Scenario:
         problems += [p for p in bad_numbers if p.path not in known]
         raise ScenarioError(problems, source) from None
     return scenario
+
+
+# -- the fast check ------------------------------------------------------------------------------
+# Validation by pydantic costs more than the matching. Most scenarios are plain dicts of the usual
+# shape, and for those the checks below are exactly pydantic's; whatever they are not sure of
+# (another mapping type, a str subclass, an invalid value of any kind) they leave to pydantic,
+# which then also words the problems. tests/test_fast_path.py holds the two to the same answers.
+
+_FIELDS = frozenset(Scenario.model_fields)
+_PATIENT = frozenset(Patient.model_fields)
+_THERAPY = frozenset(Therapy.model_fields)
+_CODE = frozenset(Code.model_fields)
+_SYSTEMS = frozenset(CODE_SYSTEMS)
+_CHOICES = {
+    "intent": frozenset(INTENTS),
+    "dose": frozenset(DOSES),
+    "response": frozenset(RESPONSES),
+}
+_UNFIT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters, lone surrogates
+_LARGEST_CODE = 10**CODE_LENGTH
+
+
+class _Unsure(Exception):
+    """The fast check cannot vouch for a value: pydantic decides."""
+
+
+def _text(value: Any, longest: int) -> str:
+    if type(value) is not str or _UNFIT.search(value):
+        raise _Unsure
+    value = value.strip()  # (the white space pydantic trims, control characters aside)
+    if not 0 < len(value) <= longest:
+        raise _Unsure
+    return value
+
+
+def _number(value: Any, low: int, high: int) -> float | int | None:
+    kind = type(value)
+    if value is None or (
+        (kind is int or (kind is float and math.isfinite(value))) and low <= value <= high
+    ):
+        return value  # type: ignore[no-any-return]
+    raise _Unsure
+
+
+def _items(values: Any) -> list[Any]:
+    if (type(values) is not list and type(values) is not tuple) or len(values) > MAX_ITEMS:
+        raise _Unsure
+    out: list[Any] = []
+    for value in values:
+        if type(value) is str:
+            out.append(_text(value, 200))
+            continue
+        if type(value) is not dict or value.keys() != _CODE:
+            raise _Unsure
+        system = value["system"]
+        if type(system) is not str or system not in _SYSTEMS:
+            raise _Unsure
+        code = value["code"]
+        if type(code) is int and 0 <= code < _LARGEST_CODE:
+            code = str(code)
+        out.append(built(Code, {"code": _text(code, CODE_LENGTH), "system": system}))
+    return out
+
+
+def checked(data: Any) -> Scenario | None:
+    """The scenario, when `data` is a plain dict that pydantic would accept as it is; None when
+    pydantic has to decide (the scenario may still be valid)."""
+    if type(data) is not dict or not _FIELDS.issuperset(data):
+        return None
+    try:
+        scenario_id = data.get("id")
+        if scenario_id is not None and (
+            type(scenario_id) is not str
+            or not 0 < len(scenario_id) <= 200
+            or _UNFIT.search(scenario_id)
+        ):
+            return None
+        patient = data.get("patient")
+        if patient is not None:
+            if type(patient) is not dict or not _PATIENT.issuperset(patient):
+                return None
+            patient = built(Patient, {"age": _number(patient.get("age"), 0, MAX_AGE)})
+        therapy = data.get("therapy")
+        if therapy is not None:
+            if type(therapy) is not dict or not _THERAPY.issuperset(therapy):
+                return None
+            for name, choices in _CHOICES.items():
+                value = therapy.get(name)
+                if value is not None and (type(value) is not str or value not in choices):
+                    return None
+            line = therapy.get("line")
+            if line is not None and (type(line) is not int or not 1 <= line <= MAX_LINE):
+                return None
+            therapy = built(
+                Therapy,
+                {
+                    "intent": therapy.get("intent"),
+                    "duration_years": _number(therapy.get("duration_years"), 0, MAX_YEARS),
+                    "line": line,
+                    "dose": therapy.get("dose"),
+                    "response": therapy.get("response"),
+                },
+            )
+        conditions = _items(data.get("conditions", ()))
+        medications = _items(data.get("medications", ()))
+    except _Unsure:
+        return None
+    return built(
+        Scenario,
+        {
+            "id": scenario_id,
+            "patient": patient,
+            "conditions": conditions,
+            "medications": medications,
+            "therapy": therapy,
+        },
+    )
 
 
 def _numbers(data: Mapping[str, Any]) -> list[tuple[str, Any]]:

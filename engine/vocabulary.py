@@ -155,6 +155,9 @@ class Vocabulary:
         self._suggested: dict[tuple[str, str | None, int], tuple[str, ...]] = {}
         self._could_be: dict[str, frozenset[str]] = {}
         self._could_be_code: dict[str, frozenset[str]] = {}
+        # what each scenario item (list, text or code) was read as: engine.facts fills it
+        self.items_read: dict[tuple[str, ...], Any] = {}
+        self._closures: dict[str, frozenset[str]] = {}
         self._text: dict[str, tuple[str, Literal["label", "synonym"]]] = {}
         for concept in self.concepts.values():
             self._text.setdefault(normalise_text(concept.label), (concept.id, "label"))
@@ -212,7 +215,10 @@ class Vocabulary:
 
     def closure(self, cid: str) -> frozenset[str]:
         """The concept and all its ancestors."""
-        return self.ancestors[cid] | {cid}
+        found = self._closures.get(cid)
+        if found is None:  # (concept ids only: bounded by the pack)
+            found = self._closures[cid] = self.ancestors[cid] | {cid}
+        return found
 
     def chain(self, start: str, goal: str) -> tuple[str, ...]:
         """The shortest is_a path from a concept up to one of its ancestors (both included)."""

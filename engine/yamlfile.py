@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson as _orjson
 import yaml
 
 
@@ -478,6 +479,47 @@ def parse_json(text: str, file: str = "<string>", line: int = 1) -> Any:
     if too_deep(value):
         raise YamlProblem(file, Mark(line, 1), f"nested more than {MAX_DEPTH} levels deep")
     return value
+
+
+def parse_json_quickly(data: bytes | str) -> Any:
+    """A JSON document parsed by orjson, when that is sure to be what `parse_json` would give;
+    otherwise `UNSURE` (then `parse_json` parses it, and words what is wrong with it).
+
+    orjson refuses what json accepts beyond the standard (NaN, lone surrogates, integers past 64
+    bits), so on any refusal the strict reader decides. It keeps the last of two equal keys,
+    where `parse_json` refuses them: every member of an object is written with one colon outside
+    strings, so a document whose objects hold as many members as it has colons cannot have lost
+    one to a duplicate (a colon inside a string, as in "10:30", leaves it to the strict reader).
+    An integer of 19 digits or more may be past 64 bits, which orjson reads as a float.
+    """
+    if (_LONG_DIGITS if isinstance(data, bytes) else _LONG_DIGITS_TEXT).search(data):
+        return UNSURE
+    try:
+        value = _orjson.loads(data)
+    except _orjson.JSONDecodeError:
+        return UNSURE
+    members = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            members += len(item)
+            children: Any = item.values()
+        elif kind is list:
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return UNSURE
+        stack.extend((c, depth + 1) for c in children if type(c) is dict or type(c) is list)
+    colons = data.count(b":" if isinstance(data, bytes) else ":")
+    return value if members == colons else UNSURE
+
+
+UNSURE = object()
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:

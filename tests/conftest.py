@@ -3,12 +3,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from engine import KnowledgeBase, load_knowledge_base
+
+# The ICD-10-CM index (engine.terminology) is written once per test session, in a directory of
+# its own, never in the cache of whoever runs the tests; every process the tests start reads it.
+os.environ.setdefault("CAVEAT_CACHE_DIR", tempfile.mkdtemp(prefix="caveat-test-cache-"))
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"

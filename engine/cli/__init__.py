@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from typing import Any
 
 from ..batch import CHUNK, default_workers
@@ -16,7 +17,6 @@ from ..pack import bundled_pack_path, read_pack
 from ..reading import DEFAULT_LIMITS, FILE_OPTION, LINE_OPTION, size_text
 from ..reports import FORMATS
 from ..workers import MAX_WORKERS
-from .batch import atomic_output, cmd_batch
 from .common import (
     EXIT_INPUT,
     EXIT_OK,
@@ -28,19 +28,42 @@ from .common import (
     size,
     stderr,
 )
-from .rules import (
-    cmd_check,
-    cmd_coverage,
-    cmd_diff,
-    cmd_new,
-    cmd_release,
-    cmd_review,
-    cmd_test,
-)
-from .scenario import cmd_evaluate, cmd_explain
-from .service import cmd_feedback_summary, cmd_serve
 
 __all__ = ["atomic_output", "build_parser", "main"]
+
+
+def _command(module: str, name: str) -> Any:
+    """A verb's function, imported when the verb runs: `caveat evaluate` need not import what
+    `caveat rules release` or `caveat serve` use."""
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(import_module(module, __name__), name)(args)  # type: ignore[no-any-return]
+
+    run.__name__ = name
+    return run
+
+
+cmd_batch = _command(".batch", "cmd_batch")
+cmd_check = _command(".rules", "cmd_check")
+cmd_coverage = _command(".rules", "cmd_coverage")
+cmd_diff = _command(".rules", "cmd_diff")
+cmd_new = _command(".rules", "cmd_new")
+cmd_release = _command(".rules", "cmd_release")
+cmd_review = _command(".rules", "cmd_review")
+cmd_test = _command(".rules", "cmd_test")
+cmd_evaluate = _command(".scenario", "cmd_evaluate")
+cmd_explain = _command(".scenario", "cmd_explain")
+cmd_feedback_summary = _command(".service", "cmd_feedback_summary")
+cmd_serve = _command(".service", "cmd_serve")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "atomic_output":  # (kept importable from here)
+        from .batch import atomic_output
+
+        return atomic_output
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 VERSION = "0.1.0"
 
@@ -187,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ba.add_argument("--as-of", type=_date, metavar="DATE", help=as_of_help)
     ba.add_argument("--pack", metavar="DIR", help=pack_help)
+    ba.add_argument(
+        "--plain",
+        action="store_true",
+        help="evaluate without the fast path (pydantic validates every model, nothing is "
+        "remembered between cases): slower, the same output; for checking the fast path",
+    )
     ba.set_defaults(func=cmd_batch)
 
     cases_help = "case files or directories (default: fixtures/cases)"

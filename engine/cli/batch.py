@@ -124,6 +124,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             output="lines" if writer.frame else "records",
             detail=summary.max_rows,
             frame=writer.frame or JSON_LINES,
+            plain=args.plain,
         )
         try:
             with contextlib.closing(chunks):  # however the loop ends, the workers are stopped
