@@ -39,12 +39,19 @@ import json, sys, time
 from engine import evaluate, load_knowledge_base
 kb = load_knowledge_base()
 scenarios = json.load(open(sys.argv[1]))
-for s in scenarios[:200]:
+warm = json.load(open(sys.argv[2]))  # other scenarios: no answer cached for those measured
+for s in warm:
     evaluate(s, knowledge_base=kb)  # warm up (and load the ICD-10-CM data once)
+matcher = kb.matcher
+hits, misses = getattr(matcher, "hits", None), getattr(matcher, "misses", None)
 start = time.process_time()
 for s in scenarios:
     evaluate(s, knowledge_base=kb)
-print(json.dumps({"cpu": time.process_time() - start, "n": len(scenarios)}))
+cpu = time.process_time() - start
+found = {"cpu": cpu, "n": len(scenarios)}
+if hits is not None:
+    found["hits"], found["misses"] = matcher.hits - hits, matcher.misses - misses
+print(json.dumps(found))
 """
 
 ONE_CASE = "conditions:\n  - {code: G40.A09, system: ICD-10-CM}\npatient: {age: 9}\n"
@@ -102,79 +109,119 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(command: list[str], cwd: Path) -> tuple[float, float, str]:
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the process tree, standard output) of a command."""
     before, start = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
     wall, cpu = time.perf_counter() - start, _children_cpu() - before
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return wall, cpu, proc.stdout
 
 
-def measure(side: Side, what: str, work: Path) -> float:
-    """One figure of one probe on one side: scenarios or cases per CPU-second, or seconds."""
+def measure(side: Side, what: str, work: Path, cache: str) -> tuple[float, dict[str, int]]:
+    """One figure of one probe on one side (scenarios or cases per CPU-second, or seconds), with
+    the answer cache's hits and misses where the side has one. `cache` is "on" or "off" (the
+    environment variable CAVEAT_ANSWER_CACHE; a revision without the cache ignores it)."""
     outside = work  # run from a directory of neither tree, so each imports its installed package
-    if what == "evaluate":
-        _, _, out = _run([str(side.python), "-c", EVALUATE_PROBE, str(work / "s.json")], outside)
+    env = {**os.environ, "CAVEAT_ANSWER_CACHE": "0" if cache == "off" else ""}
+    counts: dict[str, int] = {}
+    if what.startswith("evaluate"):
+        which = "fixtures" if "fixture" in what else "generated"
+        files = [str(work / f"{which}.json"), str(work / "warm.json")]
+        _, _, out = _run([str(side.python), "-c", EVALUATE_PROBE, *files], outside, env)
         found = json.loads(out)
-        return found["n"] / found["cpu"]
+        counts = {k: found[k] for k in ("hits", "misses") if k in found}
+        return found["n"] / found["cpu"], counts
     if what == "batch":
         lines = sum(1 for _ in (work / "cases.jsonl").open())
         command = [*side.caveat, "batch", str(work / "cases.jsonl"), "--workers", "1", "--quiet"]
-        _, cpu, _ = _run([*command, "--out", str(work / f"out-{id(side)}.jsonl")], outside)
-        return lines / cpu
+        _, cpu, _ = _run([*command, "--out", str(work / f"out-{id(side)}.jsonl")], outside, env)
+        return lines / cpu, counts
     if what == "cold start":
-        wall, _, _ = _run([*side.caveat, "evaluate", str(work / "one.yaml")], outside)
-        return wall
+        wall, _, _ = _run([*side.caveat, "evaluate", str(work / "one.yaml")], outside, env)
+        return wall, counts
     if what == "import engine":
-        wall, _, _ = _run([str(side.python), "-c", "import engine"], outside)
-        return wall
+        wall, _, _ = _run([str(side.python), "-c", "import engine"], outside, env)
+        return wall, counts
+    if what == "from engine import evaluate":
+        wall, _, _ = _run([str(side.python), "-c", "from engine import evaluate"], outside, env)
+        return wall, counts
     raise ValueError(what)
 
 
 PROBES = {  # probe: (unit, higher is better)
-    "evaluate": ("scenarios per CPU-second", True),
+    "evaluate, generated": ("scenarios per CPU-second", True),
+    "evaluate, fixture cases": ("scenarios per CPU-second", True),
     "batch": ("cases per CPU-second", True),
     "cold start": ("seconds", False),
     "import engine": ("seconds", False),
+    "from engine import evaluate": ("seconds", False),
 }
+CACHED = ("evaluate, generated", "evaluate, fixture cases", "batch")  # also with the cache on
 
 
 def compare(
-    base: Side, scenarios: list[Any], cases: list[dict[str, Any]], reps: int
+    base: Side,
+    scenarios: list[Any],
+    fixtures: list[Any],
+    warm: list[Any],
+    cases: list[dict[str, Any]],
+    reps: int,
 ) -> dict[str, Any]:
     """Each probe on both sides, alternating, `reps` times; medians and the ratio of medians
     (working tree over baseline for rates, baseline over working tree for times: above 1 is
-    faster)."""
+    faster). The working tree runs each probe of CACHED twice, with the answer cache off and on;
+    the baseline, which has none, once."""
     head = working_tree()
+    runs = [(probe, "off") for probe in PROBES] + [(probe, "on") for probe in CACHED]
     with tempfile.TemporaryDirectory(prefix="caveat-compare-") as tmp:
         work = Path(tmp)
-        (work / "s.json").write_text(json.dumps(scenarios))
+        (work / "generated.json").write_text(json.dumps(scenarios))
+        (work / "fixtures.json").write_text(json.dumps(fixtures))
+        (work / "warm.json").write_text(json.dumps(warm))
         with (work / "cases.jsonl").open("w") as f:
             for case in cases:
                 f.write(json.dumps(case) + "\n")
         (work / "one.yaml").write_text(ONE_CASE)
-        figures: dict[str, dict[str, list[float]]] = {
-            p: {"baseline": [], "working tree": []} for p in PROBES
+        figures: dict[tuple[str, str], dict[str, list[float]]] = {
+            run: {"baseline": [], "working tree": []} for run in runs
         }
+        counts: dict[tuple[str, str], dict[str, int]] = {}
         for rep in range(reps):
             order = (base, head) if rep % 2 == 0 else (head, base)
-            for probe in PROBES:
+            for probe, cache in runs:
                 for side in order:
+                    if side is base and cache == "on":
+                        continue  # (the baseline's figure is the one without a cache)
                     key = "baseline" if side is base else "working tree"
-                    figures[probe][key].append(measure(side, probe, work))
+                    figure, seen = measure(side, probe, work, cache)
+                    figures[(probe, cache)][key].append(figure)
+                    if side is head and seen:
+                        total = counts.setdefault((probe, cache), {"hits": 0, "misses": 0})
+                        total["hits"] += seen["hits"]
+                        total["misses"] += seen["misses"]
             print(f"  baseline comparison: repetition {rep + 1}/{reps}", file=sys.stderr)
     out: dict[str, Any] = {"baseline": base.name, "reps": reps, "probes": {}}
-    for probe, (unit, higher) in PROBES.items():
-        b = statistics.median(figures[probe]["baseline"])
-        h = statistics.median(figures[probe]["working tree"])
-        out["probes"][probe] = {
+    for probe, cache in runs:
+        unit, higher = PROBES[probe]
+        base_runs = figures[(probe, "off")]["baseline"]
+        b = statistics.median(base_runs)
+        h = statistics.median(figures[(probe, cache)]["working tree"])
+        name = f"{probe} (answer cache {cache})" if probe in CACHED else probe
+        entry: dict[str, Any] = {
             "unit": unit,
             "baseline": b,
             "working_tree": h,
-            "runs": figures[probe],
+            "runs": {
+                "baseline": base_runs,
+                "working tree": figures[(probe, cache)]["working tree"],
+            },
             "speedup": (h / b) if higher else (b / h),
         }
+        seen = counts.get((probe, cache))
+        if seen and seen["hits"] + seen["misses"]:
+            entry["hit_rate"] = seen["hits"] / (seen["hits"] + seen["misses"])
+        out["probes"][name] = entry
     out["pid"] = os.getpid()
     return out

@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,13 +28,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from peers import bench_peers
+from report import report
 from rich.console import Console
-from rich.table import Table
 
 from engine import KnowledgeBase, load_knowledge_base, synthetic
 from engine.cases import read_cases, split_case
 from engine.compiler import Match
+from engine.evaluate import run
 from engine.facts import normalise
+from engine.knowledge_base import ANSWERS_BOUND
 from engine.scenario import parse_scenario
 from engine.statements import build_result
 
@@ -59,16 +63,16 @@ def pipeline(kb: KnowledgeBase, matcher: Any) -> Callable[[Any], Any]:
 
 
 def timed_pass(fn: Callable[[Any], Any], scenarios: list[Any]) -> tuple[float, list[int]]:
-    """Throughput (per second) and per-call latencies (ns) over one pass."""
+    """Throughput (per CPU-second) and per-call latencies (ns, wall) over one pass."""
     clock = time.perf_counter_ns
     latencies = []
-    start = clock()
+    start = time.process_time()
     for scenario in scenarios:
         t = clock()
         fn(scenario)
         latencies.append(clock() - t)
-    elapsed = clock() - start
-    return len(scenarios) / (elapsed / 1e9), latencies
+    elapsed = time.process_time() - start
+    return len(scenarios) / elapsed, latencies
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -81,39 +85,75 @@ def percentile(values: list[int], q: float) -> float:
 
 
 # 1 ------------------------------------------------------------------------------------------------
-def bench_evaluate(kb: KnowledgeBase, reps: int, n_generated: int) -> dict[str, Any]:
+def fixture_scenarios() -> list[dict[str, Any]]:
+    """The valid scenarios of the case library (fixtures/cases)."""
     fixtures = [
         split_case(e.data, e.name).scenario
         for e in read_cases([REPO / "fixtures" / "cases"])
-        if e.error is None
+        if e.error is None and isinstance(e.data, dict) and "resourceType" not in e.data
     ]
-    fixtures = [s for s in fixtures if _valid(s)]
+    return [s for s in fixtures if _valid(s)]
+
+
+PATHS = (  # the ways evaluate() is measured: (name, what it runs)
+    "fast, answer cache off",
+    "fast, answer cache on",
+    "plain (pydantic, no caches)",
+    "reference evaluator",
+    "none (pipeline only)",
+)
+
+
+def evaluator(kb: KnowledgeBase, path: str) -> Callable[[Any], Any]:
+    if path == "plain (pydantic, no caches)":
+        return lambda s: run(kb, s, plain=True)
+    if path == "reference evaluator":
+        return lambda s: run(kb, s, matcher="reference")
+    if path == "none (pipeline only)":
+        return pipeline(kb, NoMatcher())
+    return lambda s: run(kb, s)
+
+
+def same_results(kb: KnowledgeBase, scenarios: list[Any]) -> int:
+    """How many scenarios the fast path answers differently from the plain path (must be 0)."""
+    return sum(run(kb, s).model_dump() != run(kb, s, plain=True).model_dump() for s in scenarios)
+
+
+def bench_evaluate(kb: KnowledgeBase, reps: int, n_generated: int) -> dict[str, Any]:
+    fixtures = fixture_scenarios()
     rng = random.Random(2026)
     generated = [synthetic.scenario(rng, kb) for _ in range(n_generated)]
-    matchers = {"durable": kb.matcher, "reference": kb.reference, "none": NoMatcher()}
     out: dict[str, Any] = {}
     for label, scenarios in (("fixture cases", fixtures * 20), ("generated", generated)):
-        rates: dict[str, list[float]] = {m: [] for m in matchers}
-        lat: dict[str, list[int]] = {m: [] for m in matchers}
-        ratios: list[float] = []
-        for matcher in matchers.values():  # warm up (and import the ICD-10-CM data once)
-            for scenario in scenarios:
-                pipeline(kb, matcher)(scenario)
+        rates: dict[str, list[float]] = {p: [] for p in PATHS}
+        lat: dict[str, list[int]] = {p: [] for p in PATHS}
+        hits: list[float] = []
+        for path in PATHS:  # warm up (and read the ICD-10-CM index once)
+            kb.matcher.set_answer_cache(0)
+            for scenario in scenarios[:2000]:
+                evaluator(kb, path)(scenario)
         for _ in range(reps):
-            this: dict[str, float] = {}
-            for name, matcher in matchers.items():
-                rate, latencies = timed_pass(pipeline(kb, matcher), scenarios)
-                rates[name].append(rate)
-                lat[name] += latencies
-                this[name] = rate
-            ratios.append(this["durable"] / this["reference"])
+            for path in PATHS:
+                # a cache starts empty on each pass: its hits are those within one pass
+                kb.matcher.set_answer_cache(ANSWERS_BOUND if path.endswith("cache on") else 0)
+                rate, latencies = timed_pass(evaluator(kb, path), scenarios)
+                rates[path].append(rate)
+                lat[path] += latencies
+                if path.endswith("cache on"):
+                    hits.append(kb.matcher.hits / (kb.matcher.hits + kb.matcher.misses))
+        kb.matcher.set_answer_cache(0)
         out[label] = {
             "scenarios": len(scenarios),
-            "per_second": {m: summary(v) for m, v in rates.items()},
-            "p50_us": {m: percentile(v, 0.50) for m, v in lat.items()},
-            "p99_us": {m: percentile(v, 0.99) for m, v in lat.items()},
-            "durable_vs_reference": summary(ratios),
+            "per_cpu_second": {p: summary(v) for p, v in rates.items()},
+            "p50_us": {p: percentile(v, 0.50) for p, v in lat.items()},
+            "p99_us": {p: percentile(v, 0.99) for p, v in lat.items()},
+            "answer_cache_hit_rate": statistics.median(hits),
+            "fast_vs_plain": summary(
+                [f / p for f, p in zip(rates[PATHS[0]], rates[PATHS[2]], strict=True)]
+            ),
+            "differing_results": same_results(kb, scenarios),
         }
+    kb.matcher.set_answer_cache(ANSWERS_BOUND)
     out["stages_us"] = stage_shares(kb, generated[: min(5000, len(generated))], reps)
     return out
 
@@ -139,6 +179,7 @@ def stage_shares(kb: KnowledgeBase, scenarios: list[Any], reps: int) -> dict[str
     for _ in range(reps):
         parsed = step("validate", parse_scenario, scenarios)
         facts = step("normalise", lambda s: normalise(s, kb.vocabulary), parsed)
+        kb.matcher.set_answer_cache(0)
         matches = step("match: durable_rules", lambda f: kb.matcher.match(f, False), facts)
         step("match: reference", lambda f: kb.reference.match(f, False), facts)
         step(
@@ -149,6 +190,12 @@ def stage_shares(kb: KnowledgeBase, scenarios: list[Any], reps: int) -> dict[str
         del parsed, facts, matches
         gc.collect()
     return {name: statistics.median(v) for name, v in results.items()}
+
+
+def peer_scenarios(kb: KnowledgeBase, n: int) -> list[Any]:
+    """The generated scenarios of section 1, for the bare matchers (bench/peers.py)."""
+    rng = random.Random(2026)
+    return [synthetic.scenario(rng, kb) for _ in range(n)]
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -171,6 +218,7 @@ def bench_scale(sizes: list[int], reps: int, n_scenarios: int) -> dict[str, Any]
         start = time.perf_counter()
         packs[n] = synthetic.pack(7, n, active=sizes[0])
         compile_s[n] = time.perf_counter() - start
+        packs[n].matcher.set_answer_cache(0)  # (every evaluation matched by durable_rules)
     fired = {
         n: sum(
             len(
@@ -226,8 +274,10 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run_measured(command: list[str]) -> tuple[float, int]:
-    """Wall time and peak resident memory (KB, the process and its children) of a command."""
+def run_measured(command: list[str]) -> tuple[float, float, int]:
+    """Wall time, CPU time (the process and its children, getrusage) and peak resident memory
+    (KB, the process and its children) of a command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -235,9 +285,18 @@ def run_measured(command: list[str]) -> tuple[float, int]:
         peak = max(peak, _tree_rss_kb(proc.pid))
         time.sleep(0.1)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{command} failed: {proc.stderr.read().decode()}")
-    return elapsed, peak
+    return elapsed, cpu, peak
+
+
+def batch_command(cases: Path, out: Path, fmt: str, workers: int, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "engine", "batch", str(cases), "--workers", str(workers),
+        "--quiet", "--format", fmt, "--out", str(out), *extra,
+    ]  # fmt: skip
 
 
 def bench_batch(kb: KnowledgeBase, n_cases: int, reps: int) -> dict[str, Any]:
@@ -250,27 +309,16 @@ def bench_batch(kb: KnowledgeBase, n_cases: int, reps: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for fmt in ("jsonl", "json", "table"):
             seconds: dict[int, list[float]] = {1: [], 2: []}
+            cpu: dict[int, list[float]] = {1: [], 2: []}
             peaks: dict[int, int] = {1: 0, 2: 0}
             speedups = []
             for _ in range(reps):
                 this = {}
                 for workers in (1, 2):
-                    command = [
-                        sys.executable,
-                        "-m",
-                        "engine",
-                        "batch",
-                        str(cases),
-                        "--workers",
-                        str(workers),
-                        "--quiet",
-                        "--format",
-                        fmt,
-                        "--out",
-                        str(Path(tmp) / f"out.{fmt}"),
-                    ]
-                    elapsed, peak = run_measured(command)
+                    command = batch_command(cases, Path(tmp) / f"out.{fmt}", fmt, workers)
+                    elapsed, used, peak = run_measured(command)
                     seconds[workers].append(elapsed)
+                    cpu[workers].append(used)
                     peaks[workers] = max(peaks[workers], peak)
                     this[workers] = elapsed
                 speedups.append(this[1] / this[2])
@@ -279,9 +327,21 @@ def bench_batch(kb: KnowledgeBase, n_cases: int, reps: int) -> dict[str, Any]:
                 "cases_per_second": {
                     str(w): summary([n_cases / s for s in v]) for w, v in seconds.items()
                 },
+                "cases_per_cpu_second": {
+                    str(w): summary([n_cases / c for c in v]) for w, v in cpu.items()
+                },
+                # CPU of the whole process tree per case, shared out over the workers
+                "cpu_us_per_case_per_worker": {
+                    str(w): summary([c / n_cases / w * 1e6 for c in v]) for w, v in cpu.items()
+                },
                 "peak_rss_mb": {str(w): p / 1024 for w, p in peaks.items()},
-                "speedup_2_vs_1": summary(speedups),
+                "wall_speedup_2_vs_1": summary(speedups),
             }
+        # the fast path's output, record for record, against the plain path's
+        fast, plain = Path(tmp) / "fast.jsonl", Path(tmp) / "plain.jsonl"
+        run_measured(batch_command(cases, fast, "jsonl", 1))
+        run_measured(batch_command(cases, plain, "jsonl", 1, "--plain"))
+        out["jsonl"]["identical_to_plain_path"] = fast.read_bytes() == plain.read_bytes()
     return out
 
 
@@ -336,112 +396,18 @@ def machine() -> dict[str, Any]:
     }
 
 
-def fmt(s: dict[str, float], unit: str = "", digits: int = 0) -> str:
-    return f"{s['median']:,.{digits}f}{unit} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
-
-
-def report_baseline(found: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"against {found['baseline']} (medians of {found['reps']}, alternating)")
-    for column in ("probe", "unit", "baseline", "working tree", "speed-up"):
-        table.add_column(column, justify="right" if column != "probe" else "left")
-    for probe, f in found["probes"].items():
-        digits = 3 if f["unit"] == "seconds" else 0
-        table.add_row(
-            probe,
-            f["unit"],
-            f"{f['baseline']:,.{digits}f}",
-            f"{f['working_tree']:,.{digits}f}",
-            f"{f['speedup']:.2f}x",
-        )
-    console.print(table)
-
-
-def report(results: dict[str, Any], console: Console) -> None:
-    if "baseline" in results:
-        report_baseline(results["baseline"], console)
-    if "evaluate" not in results:
-        return
-    m = results["machine"]
-    console.print(
-        f"[bold]Caveat benchmark[/] {results['when']} — {m['cores']} cores, Python "
-        f"{m['python']}, durable-rules {m['packages']['durable-rules']}, "
-        f"{results['reps']} repetitions (median, min–max)"
-    )
-    ev = results["evaluate"]
-    t = Table(title="1. evaluate() on the bundled pack", title_justify="left")
-    for c in ("scenarios", "matching", "per second", "p50 µs", "p99 µs"):
-        t.add_column(c)
-    for label in ("fixture cases", "generated"):
-        for matcher in ("durable", "reference", "none"):
-            name = {
-                "durable": "durable_rules",
-                "reference": "reference evaluator",
-                "none": "none (pipeline only)",
-            }[matcher]
-            t.add_row(
-                f"{label} ({ev[label]['scenarios']:,})",
-                name,
-                fmt(ev[label]["per_second"][matcher]),
-                f"{ev[label]['p50_us'][matcher]:.0f}",
-                f"{ev[label]['p99_us'][matcher]:.0f}",
-            )
-        t.add_row(
-            "", "[bold]durable / reference", fmt(ev[label]["durable_vs_reference"], "x", 2), "", ""
-        )
-    console.print(t)
-    t = Table(title="   steps (µs per scenario, generated)", title_justify="left")
-    t.add_column("step")
-    t.add_column("µs", justify="right")
-    for step, us in ev["stages_us"].items():
-        t.add_row(step, f"{us:.1f}")
-    console.print(t)
-    console.print(
-        f"2. load and compile the bundled pack: {fmt(results['load']['seconds'], ' s', 3)}"
-    )
-    sc = results["scale"]
-    t = Table(title="3. scale: generated packs, the same rules firing", title_justify="left")
-    for c in ("rules", "rulesets", "compile s", "rules applied", "µs / evaluation"):
-        t.add_column(c)
-    for n, row in sc["sizes"].items():
-        t.add_row(
-            n,
-            str(row["rulesets"]),
-            f"{row['compile_s']:.2f}",
-            f"{row['rules_applied_per_scenario']:.2f}",
-            fmt(row["us_per_evaluation"], digits=1),
-        )
-    t.add_row("[bold]largest / smallest", "", "", "", fmt(sc["largest_vs_smallest"], "x", 2))
-    console.print(t)
-    t = Table(title="4. caveat batch", title_justify="left")
-    for c in ("format", "cases", "1 worker /s", "2 workers /s", "speed-up", "peak RSS MB (1 / 2)"):
-        t.add_column(c)
-    for f, row in results["batch"].items():
-        t.add_row(
-            f,
-            f"{row['cases']:,}",
-            fmt(row["cases_per_second"]["1"]),
-            fmt(row["cases_per_second"]["2"]),
-            fmt(row["speedup_2_vs_1"], "x", 2),
-            f"{row['peak_rss_mb']['1']:.0f} / {row['peak_rss_mb']['2']:.0f}",
-        )
-    console.print(t)
-    mem = results["memory"]
-    console.print(
-        f"5. memory over {mem['evaluations']:,} evaluate() calls: {mem['start_mb']:.1f} MB "
-        f"→ {mem['end_mb']:.1f} MB (growth {mem['growth_mb']:+.1f} MB)"
-    )
-
-
 def bench_baseline(kb: KnowledgeBase, rev: str, reps: int, quick: bool) -> dict[str, Any]:
     """The working tree against REV on the same scenarios and cases (bench/baseline.py)."""
     from baseline import baseline, compare
 
     rng = random.Random(2026)
     scenarios = [synthetic.scenario(rng, kb) for _ in range(2000 if quick else 20_000)]
+    warm = [synthetic.scenario(random.Random(7), kb) for _ in range(200)]
+    fixtures = fixture_scenarios() * (4 if quick else 20)
     cases = [{"id": f"g{i}", **s} for i, s in enumerate(scenarios)]
     cases = (cases * (1 + (5000 if quick else 100_000) // len(cases)))[: 5000 if quick else 100_000]
     with baseline(rev) as side:
-        return compare(side, scenarios, cases, max(3, reps) if not quick else 2)
+        return compare(side, scenarios, fixtures, warm, cases, max(3, reps) if not quick else 2)
 
 
 def main() -> None:
@@ -480,6 +446,10 @@ def main() -> None:
     }
     steps = [
         ("evaluate", lambda: bench_evaluate(kb, reps, 2000 if args.quick else 20_000)),
+        (
+            "peers",
+            lambda: bench_peers(kb, peer_scenarios(kb, 2000 if args.quick else 20_000), reps),
+        ),
         ("load", lambda: bench_load(reps * 2)),
         ("scale", lambda: bench_scale([30, 300, 1000], reps, 500 if args.quick else 3000)),
         (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +14,7 @@ from .codelists import code_bindings
 from .compiler import Match, Program
 from .conditions import leaves
 from .durable_adapter import DurableRulesets
-from .errors import PackError
+from .errors import CaveatError, PackError
 from .evidence import Source
 from .facts import Facts
 from .pack import PackContents, bundled_pack_path, read_pack
@@ -29,8 +30,22 @@ class Matcher(Protocol):
 
 # The most answers of durable_rules a matcher remembers by default (oldest dropped first; see
 # engine.bounded): each is the fact's text (a few hundred bytes) and the numbers of the rules it
-# fired, some 2.5 MB when full.
+# fired, some 2.5 MB when full. The environment variable CAVEAT_ANSWER_CACHE sets another number
+# for every pack a process loads (0: no cache).
 ANSWERS_BOUND = 8192
+
+
+def answers_wanted() -> int:
+    """The answer cache's size: CAVEAT_ANSWER_CACHE if set (a whole number), else ANSWERS_BOUND."""
+    given = os.environ.get("CAVEAT_ANSWER_CACHE", "").strip()
+    if not given:
+        return ANSWERS_BOUND
+    try:
+        return max(0, int(given))
+    except ValueError:
+        raise CaveatError(
+            f"CAVEAT_ANSWER_CACHE={given!r}: expected a whole number of answers (0: none)"
+        ) from None
 
 
 class DurableMatcher:
@@ -41,10 +56,10 @@ class DurableMatcher:
     default), each distinct fact is matched by durable_rules once per process and what it fired
     remembered, for up to `answers` facts; `hits` and `misses` count how often it served."""
 
-    def __init__(self, program: Program, label: str, answers: int = ANSWERS_BOUND) -> None:
+    def __init__(self, program: Program, label: str, answers: int | None = None) -> None:
         self.program = program
         self.rulesets = DurableRulesets(program.rulesets, label)
-        self.answers = answers
+        self.answers = answers_wanted() if answers is None else answers
         self._answers: dict[str, tuple[int, ...]] = {}
         self.hits = 0
         self.misses = 0

@@ -20,6 +20,9 @@ import yaml
 from rapidfuzz.distance import DamerauLevenshtein
 
 from engine import KnowledgeBase, evaluate, evidence, statements, suggestions, terminology
+from engine import compiler as compiler_module
+from engine import facts as facts_module
+from engine import knowledge_base as knowledge_base_module
 from engine import vocabulary as vocabulary_module
 from engine.evidence import Source, SourceRecord, normalise_space
 from engine.suggestions import CLOSE, closest, similarity
@@ -176,11 +179,15 @@ def test_every_cache_that_input_fills_stays_within_its_bound():
         "_seen": vocabulary_module.SPELLINGS_BOUND,
         "_suggested": vocabulary_module.SUGGESTIONS_BOUND,
         "_could_be_code": vocabulary_module.CODES_BOUND,
+        "items_read": facts_module.ITEMS_BOUND,
     }
     for name, bound in bounded.items():
         assert len(getattr(vocab, name)) == bound, name  # filled by the input, and held there
     assert len(vocab._ambiguities) <= vocabulary_module.SPELLINGS_BOUND
     assert len(kb.reason_cache) == statements.REASONS_BOUND
+    # the fast path's: durable_rules' answers by fact, and the text of each fact property
+    assert len(kb.matcher._answers) <= kb.matcher.answers == knowledge_base_module.ANSWERS_BOUND
+    assert 0 < len(kb.program._texts) <= compiler_module.TEXTS_BOUND
     pack_bound = (len(vocab.concepts) + len(kb.rules)) ** 2
     for owner in (vocab, kb):
         for name, value in vars(owner).items():

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..batch import CHUNK, default_workers
 from ..cleantext import printable
-from ..errors import BatchError, PackError
+from ..errors import BatchError, CaveatError, PackError
 from ..pack import bundled_pack_path, read_pack
 from ..reading import DEFAULT_LIMITS, FILE_OPTION, LINE_OPTION, size_text
 from ..reports import FORMATS
@@ -449,6 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a disk full, a file that cannot be written: say so, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
         say(stderr(), "error", f"{where}{exc.strerror or exc}")
+        return EXIT_INPUT
+    except CaveatError as exc:  # (as a setting in the environment that makes no sense)
+        say(stderr(), "error", str(exc))
         return EXIT_INPUT
 
 
