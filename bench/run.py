@@ -35,9 +35,9 @@ from rich.console import Console
 from engine import KnowledgeBase, load_knowledge_base, synthetic
 from engine.cases import read_cases, split_case
 from engine.compiler import Match
-from engine.evaluate import run
 from engine.facts import normalise
 from engine.knowledge_base import ANSWERS_BOUND
+from engine.pipeline import run
 from engine.scenario import parse_scenario
 from engine.statements import build_result
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .batch import evaluate_many
     from .errors import CaveatError, CompileError, EngineError, PackError, ScenarioError
-    from .evaluate import evaluate
     from .knowledge_base import KnowledgeBase, load_knowledge_base
+    from .pipeline import evaluate
     from .result import Result
     from .scenario import Scenario, load_scenario, parse_scenario
 
@@ -27,7 +27,7 @@ _WHERE = {
     "EngineError": "errors",
     "PackError": "errors",
     "ScenarioError": "errors",
-    "evaluate": "evaluate",
+    "evaluate": "pipeline",
     "KnowledgeBase": "knowledge_base",
     "load_knowledge_base": "knowledge_base",
     "Result": "result",
@@ -64,4 +64,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+    return sorted({*globals(), *_WHERE})

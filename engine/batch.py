@@ -257,7 +257,7 @@ def run_chunks(
     two parts of `frame`, as the chunk's text or spool. With `detail`, a chunk has the records of
     the first `detail` cases of the input and after them only those of cases that failed or were
     in error (a report need not have the rest made and sent). With `plain`, every case takes the
-    plain path of the evaluation and of its JSON (see engine.evaluate.run): slower, the same
+    plain path of the evaluation and of its JSON (see engine.pipeline.run): slower, the same
     output."""
     sent = 0
 

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import EngineError, Problem, ScenarioError
-from .evaluate import run
+from .pipeline import run
 from .reading import (
     DEFAULT_LIMITS,
     LINE_OPTION,
@@ -495,7 +495,7 @@ def run_case(
     plain: bool = False,
 ) -> Outcome:
     """Evaluate one case and hold it to its expectations; never raises for bad input. With
-    `plain`, the evaluation takes its plain path (see engine.evaluate.run)."""
+    `plain`, the evaluation takes its plain path (see engine.pipeline.run)."""
     entry = parse_entry(entry)
     base: dict[str, Any] = {"case": entry.name, "path": entry.path, "line": entry.line}
     if entry.error is not None:

@@ -57,6 +57,11 @@ MAX_UNKNOWN_CHILDREN = 8  # children of one all/any that may each be unknown
 # The most (property, value) texts `Program.encoded` keeps (oldest dropped first): concept
 # properties are a few hundred; values (ages, durations) come from input.
 TEXTS_BOUND = 4096
+# The most sets of concepts whose fact text `Program.encoded` keeps, and the most sets of fired
+# disjuncts whose Match `Program.decode` keeps (a scenario's concepts are input, so both are
+# bounded; a case library has a few hundred of each).
+HEADS_BOUND = 4096
+DECODED_BOUND = 4096
 
 ENUMS: dict[str, tuple[str, ...]] = {"intent": INTENTS, "dose": DOSES, "response": RESPONSES}
 NUMBERS: dict[str, tuple[float, float, bool]] = {  # low, high, integer
@@ -382,6 +387,8 @@ class Program:
         self.value_props = {p: n for p, n in self.props.items() if p in FIELD_NAMES}
 
         self._texts: dict[tuple[str, type, Any], str] = {}  # for `encoded`
+        self._heads: dict[tuple[frozenset[str], ...], tuple[str, int]] = {}  # for `encoded`
+        self._decoded: dict[tuple[int, ...], Match] = {}  # for `decode`
         self.groups = self._partition(per_rule, rules, sites)
         self.rulesets = [
             {str(i): {"all": [{"m": self._expression(self.disjuncts[i].atoms)}]} for i in group}
@@ -482,26 +489,49 @@ class Program:
 
     def encoded(self, facts: Facts, include_background: bool) -> tuple[str, int]:
         """The fact of `encode` as durable_rules' JSON, with its number of properties. The
-        properties are written in name order (the same fact is always the same text, which an
-        answer cache can be keyed by), each from text kept per property and value."""
-        fact = self.encode(facts, include_background)
-        texts = self._texts
-        parts: list[str] = []
-        for key in sorted(fact):
-            value = fact[key]
-            entry = (key, value.__class__, value)  # (True, 1 and 1.0 are different values here)
-            text = texts.get(entry)
-            if text is None:
-                text = remember(
-                    texts, entry, durable_adapter.encode_property(key, value), TEXTS_BOUND
-                )
-            parts.append(text)
-        return durable_adapter.fact_text(parts), len(fact)
+        same fact is always the same text (an answer cache can be keyed by it): the concept
+        properties come first, in name order, then the values, in name order. The concepts'
+        part is kept per set of concepts, and each value's text per value."""
+        concepts = (facts.closure, facts.given, facts.unrecognized, facts.could_be)
+        head = self._heads.get(concepts)
+        if head is None:
+            fact = self.encode(facts._replace(values={}), False)
+            head = remember(
+                self._heads,
+                concepts,
+                ("".join(self._text(k, fact[k]) for k in sorted(fact)), len(fact)),
+                HEADS_BOUND,
+            )
+        text, size = head
+        values = facts.values
+        if values or include_background:
+            props = self.value_props
+            tail = sorted((props[k], v) for k, v in values.items() if k in props)
+            if include_background and "bg" in props:
+                tail.append(("bg", True))
+            text += "".join(self._text(k, v) for k, v in tail)
+            size += len(tail)
+        return durable_adapter.fact_text((text,)), size
+
+    def _text(self, key: str, value: Any) -> str:
+        entry = (key, value.__class__, value)  # (True, 1 and 1.0 are different values here)
+        text = self._texts.get(entry)
+        if text is None:
+            text = remember(
+                self._texts, entry, durable_adapter.encode_property(key, value), TEXTS_BOUND
+            )
+        return text
 
     def decode(self, fired: Iterable[int]) -> Match:
-        match = Match()
-        for i in fired:
-            d = self.disjuncts[i]
-            target = match.applies if d.truth == "t" else match.undetermined
-            target.setdefault(d.rule, set()).update(d.atoms)
+        """What the fired disjuncts (their numbers) say: a Match made once per set of fired
+        disjuncts and shared (no one changes a Match)."""
+        key = tuple(fired)
+        match = self._decoded.get(key)
+        if match is None:
+            match = Match()
+            for i in key:
+                d = self.disjuncts[i]
+                target = match.applies if d.truth == "t" else match.undetermined
+                target.setdefault(d.rule, set()).update(d.atoms)
+            match = remember(self._decoded, key, match, DECODED_BOUND)
         return match

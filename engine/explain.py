@@ -20,9 +20,9 @@ from .conditions import (
     children,
     concepts_mentioned,
 )
-from .evaluate import run
 from .facts import Facts, normalise
 from .knowledge_base import KnowledgeBase
+from .pipeline import run
 from .render import because_text
 from .result import Because, CaveatNote, Recognized
 from .rules import Rule

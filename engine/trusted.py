@@ -20,6 +20,7 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 _set = object.__setattr__
+_ALL: dict[type, set[str]] = {}
 
 
 def built(cls: type[M], values: dict[str, Any]) -> M:
@@ -27,7 +28,12 @@ def built(cls: type[M], values: dict[str, Any]) -> M:
     validated. Only for values the engine made or checked itself."""
     model = cls.__new__(cls)
     _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(values))
+    # every field is set: one set per class, shared (pydantic never changes a model's set of
+    # fields in place: model_copy copies it first, and these models are frozen)
+    fields = _ALL.get(cls)
+    if fields is None:
+        fields = _ALL[cls] = set(cls.model_fields)
+    _set(model, "__pydantic_fields_set__", fields)
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from test_properties import scenarios
 
 from engine import evaluate, load_knowledge_base, synthetic
-from engine.evaluate import run
 from engine.explain import explain
+from engine.pipeline import run
 
 KB = load_knowledge_base()
 NCSE_TRANSIENT = {"conditions": ["NCSE"], "therapy": {"response": "transient"}}

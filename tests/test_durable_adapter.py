@@ -25,7 +25,7 @@ from engine.durable_adapter import (
     limit_problems,
 )
 from engine.errors import CompileError
-from engine.evaluate import run
+from engine.pipeline import run
 
 
 def fire_raw(rules: dict, facts: list[dict], sid: str = "1") -> tuple[int, list[str]]:

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from engine import ScenarioError, load_knowledge_base, synthetic
 from engine.batch import run_chunks
 from engine.cases import CaseEntry, read_cases, split_case
-from engine.evaluate import run
 from engine.jsontext import dumps
+from engine.pipeline import run
 from engine.scenario import checked, parse_scenario
 from engine.yamlfile import UNSURE, YamlProblem, parse_json, parse_json_quickly
 
@@ -362,3 +362,37 @@ def test_case_entry_error_paths_agree(tmp_path):
     from engine.cases import run_case
 
     assert run_case(KB, entry).model_dump() == run_case(KB, entry, plain=True).model_dump()
+
+
+# -- start-up ---------------------------------------------------------------------------------
+
+LAZY = """
+import sys
+import engine
+assert "engine.pipeline" not in sys.modules and "pydantic" not in sys.modules, sorted(sys.modules)
+import engine.cases  # (imports the pipeline module before any name is asked of the package)
+from engine import KnowledgeBase, Result, evaluate, evaluate_many, parse_scenario
+assert evaluate.__module__ == "engine.pipeline" and callable(evaluate), evaluate
+assert evaluate({"conditions": ["RLS"]}).statements
+assert sorted(engine.__all__) == sorted(n for n in dir(engine) if n in engine.__all__)
+try:
+    engine.nothing
+except AttributeError as exc:
+    assert "nothing" in str(exc)
+else:
+    raise AssertionError("engine.nothing")
+print("ok")
+"""
+
+
+def test_import_engine_is_lazy_and_every_name_is_what_it_says():
+    import subprocess
+    import sys
+
+    import engine
+
+    proc = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
+    # a submodule named as a lazy name would hide it once imported (engine.evaluate did)
+    package = Path(engine.__file__).parent
+    assert not [n for n in engine.__all__ if (package / f"{n}.py").exists()]

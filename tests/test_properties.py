@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import KnowledgeBase, ScenarioError, evaluate, load_knowledge_base, synthetic
-from engine.evaluate import run
+from engine.pipeline import run
 
 KB = load_knowledge_base()
 NAMES = sorted({n for c in KB.vocabulary.concepts.values() for n in (c.label, *c.synonyms)})

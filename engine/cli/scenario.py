@@ -12,9 +12,9 @@ from rich.text import Text
 from ..cases import CASE_KEYS
 from ..cleantext import printable
 from ..errors import ScenarioError
-from ..evaluate import run
 from ..explain import explain, render_explanation
 from ..knowledge_base import KnowledgeBase
+from ..pipeline import run
 from ..reading import DEFAULT_LIMITS
 from ..render import render_result
 from ..suggestions import did_you_mean

@@ -32,8 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..errors import ScenarioError
-from ..evaluate import run
 from ..knowledge_base import KnowledgeBase
+from ..pipeline import run
 from .cards import card_json
 from .feedback import FeedbackLog
 from .fetching import TIMEOUT, FetchError, fetch

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import ScenarioError
-from ..evaluate import run
 from ..fhir.mapping import map_patient, resources
 from ..knowledge_base import KnowledgeBase
+from ..pipeline import run
 from .cards import cards_for, unknown_order_card
 from .protocol import Card, HookRequest, ServiceDescription
 
