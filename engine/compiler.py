@@ -313,6 +313,8 @@ class Match:
 
     applies: dict[int, set[Atom]] = field(default_factory=dict)
     undetermined: dict[int, set[Atom]] = field(default_factory=dict)
+    # whether both mappings list their rules in result order already (Program.decode's do)
+    ordered: bool = False
 
 
 class Program:
@@ -324,8 +326,11 @@ class Program:
         vocab: Vocabulary,
         sites: dict[str, str],
         skip: frozenset[int] = frozenset(),
+        order: dict[int, Any] | None = None,
     ) -> None:
-        """Compile every rule but those in `skip` (the pack's retired rules)."""
+        """Compile every rule but those in `skip` (the pack's retired rules). `order`: each
+        rule's place in a result (by its index), in which `decode` lists the rules it finds."""
+        self.order = order
         self.vocab = vocab
         self.disjuncts: list[Disjunct] = []
         self.never: list[int] = []  # rules whose condition can never hold
@@ -533,5 +538,11 @@ class Program:
                 d = self.disjuncts[i]
                 target = match.applies if d.truth == "t" else match.undetermined
                 target.setdefault(d.rule, set()).update(d.atoms)
+            if self.order is not None:
+                place = self.order.__getitem__
+                applies, undetermined = match.applies, match.undetermined
+                match.applies = {r: applies[r] for r in sorted(applies, key=place)}
+                match.undetermined = {r: undetermined[r] for r in sorted(undetermined, key=place)}
+                match.ordered = True
             match = remember(self._decoded, key, match, DECODED_BOUND)
         return match

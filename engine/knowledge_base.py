@@ -167,7 +167,7 @@ class KnowledgeBase:
         retired = frozenset(i for i, r in enumerate(self.rules) if r.status == "retired")
         self.drafts = frozenset(i for i, r in enumerate(self.rules) if r.status == "draft")
         sites = {rid: site.file for rid, site in contents.sites.items()}
-        self.program = Program(self.rules, self.vocabulary, sites, skip=retired)
+        self.program = Program(self.rules, self.vocabulary, sites, skip=retired, order=self.order)
         speaks = self.program.speaks_to
         self.spoken: frozenset[str] = frozenset().union(
             *(c for i, c in speaks.items() if i not in self.drafts)

@@ -239,7 +239,9 @@ def build_result(
     skipped = drafts if include_background else kb.background | drafts
     parts = kb.statement_parts
     statements = []
-    for index in sorted(match.applies, key=kb.order.__getitem__):
+    in_order = match.ordered
+    place = kb.order.__getitem__
+    for index in match.applies if in_order else sorted(match.applies, key=place):
         if index in skipped:
             continue
         values = dict(parts[index])  # (in the order Statement declares its fields)
@@ -248,7 +250,7 @@ def build_result(
         del values["needs"]
         statements.append(make(Statement, values))
     undetermined = []
-    for index in sorted(match.undetermined, key=kb.order.__getitem__):
+    for index in match.undetermined if in_order else sorted(match.undetermined, key=place):
         if index in drafts:
             continue
         atoms = match.undetermined[index]
