@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine import KnowledgeBase
+from engine.durable_adapter import expression_tests
 from engine.facts import normalise
 from engine.scenario import parse_scenario
 
@@ -37,43 +38,32 @@ def disjuncts(kb: KnowledgeBase) -> list[tuple[int, dict[str, Any]]]:
     ]
 
 
-def _tests(expr: dict[str, Any]) -> list[tuple[str, str, Any]]:
-    if "$and" in expr:
-        return [t for sub in expr["$and"] for t in _tests(sub)]
-    ((key, value),) = expr.items()
-    if key.startswith("$"):
-        ((prop, operand),) = value.items()
-        return [(prop, key, operand)]
-    return [(key, "$eq", value)]
+# How each kind of test reads in each language: (absent, equal, compare, empty conjunction).
+PYTHON = ("{p!r} not in f", "g({p!r}) == {v!r}", "{p!r} in f and f[{p!r}] {o} {v!r}", "True")
+ZEN = ("{p} == null", "{p} == {j}", "({p} != null and {p} {o} {j})", "true")
+
+
+def condition(expr: dict[str, Any], language: tuple[str, str, str, str]) -> str:
+    """A compiled disjunct's tests as one condition of `language` (PYTHON or ZEN)."""
+    absent, equal, compare, empty = language
+    parts = []
+    for prop, op, value in expression_tests(expr):
+        form = absent if op == "$nex" else equal if op == "$eq" else compare
+        parts.append(form.format(p=prop, v=value, j=json.dumps(value), o=OPS.get(op, "")))
+    return " and ".join(parts) or empty
 
 
 def python_source(kb: KnowledgeBase) -> str:
     """One function of the fact mapping that returns the numbers of the disjuncts that hold."""
     lines = ["def match(f):", "    g = f.get", "    out = []"]
     for number, expr in disjuncts(kb):
-        parts = []
-        for prop, op, value in _tests(expr):
-            if op == "$nex":
-                parts.append(f"{prop!r} not in f")
-            elif op == "$eq":
-                parts.append(f"g({prop!r}) == {value!r}")
-            else:
-                parts.append(f"{prop!r} in f and f[{prop!r}] {OPS[op]} {value!r}")
-        lines.append(f"    if {' and '.join(parts) or 'True'}: out.append({number})")
+        lines.append(f"    if {condition(expr, PYTHON)}: out.append({number})")
     lines.append("    return out")
     return "\n".join(lines)
 
 
 def zen_expression(expr: dict[str, Any]) -> str:
-    parts = []
-    for prop, op, value in _tests(expr):
-        if op == "$nex":
-            parts.append(f"{prop} == null")
-        elif op == "$eq":
-            parts.append(f"{prop} == {json.dumps(value)}")
-        else:
-            parts.append(f"({prop} != null and {prop} {OPS[op]} {json.dumps(value)})")
-    return " and ".join(parts) or "true"
+    return condition(expr, ZEN)
 
 
 def _rate(fn: Callable[[Any], Any], inputs: list[Any], reps: int) -> float:

@@ -76,15 +76,22 @@ class _Node:
         self.rules = 0
 
 
-def _tests(expr: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(property, operator, value) of each test of a flat expression, as durable_rules builds it."""
+def expression_tests(expr: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(property, operator, operand) of each test of a flat single-fact expression, in the order
+    durable_rules builds them: {"$and": [{"a": 1}, {"$lt": {"b": 3}}]} is [("a", "$eq", 1),
+    ("b", "$lt", 3)]."""
     if "$and" in expr:
-        return [t for sub in expr["$and"] for t in _tests(sub)]
+        return [t for sub in expr["$and"] for t in expression_tests(sub)]
     ((key, value),) = expr.items()
     if key.startswith("$"):
         ((prop, operand),) = value.items()
-        return [(prop, key, json.dumps(operand))]
-    return [(key, "$eq", json.dumps(value))]
+        return [(prop, key, operand)]
+    return [(key, "$eq", value)]
+
+
+def _tests(expr: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The tests of an expression with each operand as durable_rules keys its nodes (JSON)."""
+    return [(prop, op, json.dumps(operand)) for prop, op, operand in expression_tests(expr)]
 
 
 def limit_problems(expressions: Sequence[dict[str, Any]]) -> list[str]:

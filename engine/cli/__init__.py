@@ -43,20 +43,6 @@ def _command(module: str, name: str) -> Any:
     return run
 
 
-cmd_batch = _command(".batch", "cmd_batch")
-cmd_check = _command(".rules", "cmd_check")
-cmd_coverage = _command(".rules", "cmd_coverage")
-cmd_diff = _command(".rules", "cmd_diff")
-cmd_new = _command(".rules", "cmd_new")
-cmd_release = _command(".rules", "cmd_release")
-cmd_review = _command(".rules", "cmd_review")
-cmd_test = _command(".rules", "cmd_test")
-cmd_evaluate = _command(".scenario", "cmd_evaluate")
-cmd_explain = _command(".scenario", "cmd_explain")
-cmd_feedback_summary = _command(".service", "cmd_feedback_summary")
-cmd_serve = _command(".service", "cmd_serve")
-
-
 def __getattr__(name: str) -> Any:
     if name == "atomic_output":  # (kept importable from here)
         from .batch import atomic_output
@@ -151,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         },
     )
     ev.add_argument("--pack", metavar="DIR", help=pack_help)
-    ev.set_defaults(func=cmd_evaluate)
+    ev.set_defaults(func=_command(".scenario", "cmd_evaluate"))
 
     ba = sub.add_parser(
         "batch",
@@ -216,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate without the fast path (pydantic validates every model, nothing is "
         "remembered between cases): slower, the same output; for checking the fast path",
     )
-    ba.set_defaults(func=cmd_batch)
+    ba.set_defaults(func=_command(".batch", "cmd_batch"))
 
     cases_help = "case files or directories (default: fixtures/cases)"
 
@@ -228,10 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=("text", "json"), default="text")
     ex.add_argument(FILE_OPTION, **scenario_limit)
     ex.add_argument("--pack", metavar="DIR", help=pack_help)
-    ex.set_defaults(func=cmd_explain)
+    ex.set_defaults(func=_command(".scenario", "cmd_explain"))
 
     from ..schemas import NAMES as SCHEMAS
-    from .schema import cmd_schema
 
     sc = sub.add_parser(
         "schema",
@@ -240,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "result, the output (as `evaluate --json` writes it), for callers in other languages.",
     )
     sc.add_argument("name", choices=SCHEMAS, metavar="{scenario,result}", help="which schema")
-    sc.set_defaults(func=cmd_schema)
+    sc.set_defaults(func=_command(".schema", "cmd_schema"))
 
     se = sub.add_parser(
         "serve",
@@ -309,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="warning",
         help="server log level (default: warning)",
     )
-    se.set_defaults(func=cmd_serve)
+    se.set_defaults(func=_command(".service", "cmd_serve"))
 
     fb = sub.add_parser("feedback", help="what clinicians did with the service's cards")
     fb_verbs = fb.add_subparsers(dest="verb", metavar="VERB")
@@ -322,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="text for people (default), json for programs",
     )
-    fs.set_defaults(func=cmd_feedback_summary)
+    fs.set_defaults(func=_command(".service", "cmd_feedback_summary"))
 
     rules = sub.add_parser(
         "rules", help="author and govern rules: check, test, coverage, new, diff, review, release"
@@ -335,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
     ch.add_argument("--format", choices=("text", "json"), default="text")
     ch.add_argument("--today", type=_date, metavar="DATE", help=today_help)
-    ch.set_defaults(func=cmd_check)
+    ch.set_defaults(func=_command(".rules", "cmd_check"))
 
     te = verbs.add_parser("test", help="run the cases' expectations")
     te.add_argument("cases", nargs="*", metavar="CASES", help=cases_help)
@@ -344,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
     te.add_argument("--include-draft", action="store_true", help=draft_help)
     te.add_argument("--pack", metavar="DIR", help=pack_help)
-    te.set_defaults(func=cmd_test)
+    te.set_defaults(func=_command(".rules", "cmd_test"))
 
     co = verbs.add_parser("coverage", help="rules with cases on both sides; sentences encoded")
     co.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
@@ -355,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--include-draft", action="store_true", help=draft_help)
     co.add_argument("--today", type=_date, metavar="DATE", help=today_help)
     co.add_argument("--pack", metavar="DIR", help=pack_help)
-    co.set_defaults(func=cmd_coverage)
+    co.set_defaults(func=_command(".rules", "cmd_coverage"))
 
     ne = verbs.add_parser("new", help="scaffold a rule (and two cases) from a source sentence")
     which = ne.add_mutually_exclusive_group(required=True)
@@ -365,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     ne.add_argument("--source", metavar="ID", help="source id (default: the pack's first)")
     ne.add_argument("--cases", metavar="DIR", help="where to write the cases")
     ne.add_argument("--pack", metavar="DIR", help=edit_help)
-    ne.set_defaults(func=cmd_new)
+    ne.set_defaults(func=_command(".rules", "cmd_new"))
 
     di = verbs.add_parser("diff", help="what a change does to every case")
     di.add_argument("base", metavar="BASE", help="the pack before: a directory or a git revision")
@@ -373,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--fail-on-change", action="store_true", help="exit 1 when a case changed")
     di.add_argument("--format", choices=("text", "json"), default="text")
     di.add_argument("--pack", metavar="DIR", help=pack_help)
-    di.set_defaults(func=cmd_diff)
+    di.set_defaults(func=_command(".rules", "cmd_diff"))
 
     rv = verbs.add_parser(
         "review",
@@ -386,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--note", metavar="TEXT", help="what the reviewer said")
     rv.add_argument("--date", type=_date, metavar="DATE", help="when (default: today)")
     rv.add_argument("--pack", metavar="DIR", help=edit_help)
-    rv.set_defaults(func=cmd_review)
+    rv.set_defaults(func=_command(".rules", "cmd_review"))
 
     re_ = verbs.add_parser(
         "release",
@@ -405,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     re_.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
     re_.add_argument("--pack", metavar="DIR", help=edit_help)
-    re_.set_defaults(func=cmd_release)
+    re_.set_defaults(func=_command(".rules", "cmd_release"))
     return parser
 
 
