@@ -33,7 +33,8 @@ from report import report
 from rich.console import Console
 
 from engine import KnowledgeBase, load_knowledge_base, synthetic
-from engine.cases import read_cases, split_case
+from engine.casefiles import read_cases
+from engine.cases import split_case
 from engine.compiler import Match
 from engine.facts import normalise
 from engine.knowledge_base import ANSWERS_BOUND

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
 from . import jsontext
-from .cases import CaseEntry, Lines, Outcome, cases_in, entries_of, run_case
+from .casefiles import CaseEntry, Lines, cases_in, entries_of
+from .cases import Outcome, run_case
 from .cleantext import no_surrogates
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 from .result import Result

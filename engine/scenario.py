@@ -19,18 +19,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    GetJsonSchemaHandler,
     StringConstraints,
     ValidationError,
     field_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 
 from .errors import Problem, ScenarioError
+from .jsonfile import parse_json
 from .reading import DEFAULT_LIMITS, FILE_OPTION, InputError, Limits, decode, read_limited
+from .schema_words import ID_PATTERN, LABEL_PATTERN, JsonSchema, code_may_be_digits, standard_bounds
 from .trusted import built
-from .yamlfile import YamlProblem, parse_json, parse_yaml
+from .yamlfile import YamlProblem, parse_yaml
 
 Intent = Literal["acute", "short-term", "long-term"]
 Dose = Literal["low", "standard", "high"]
@@ -50,59 +49,6 @@ CODE_LENGTH = 40
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-# -- the JSON Schema (engine/schemas.py publishes it) ----------------------------------------------
-# What follows adds to the JSON Schema pydantic derives, so that a validator in another language
-# refuses what validation refuses. None of it takes part in validation, which is unchanged.
-
-_CC = r"\x00-\x1f\x7f-\x9f"  # the characters _CONTROL finds
-# the white space strip_whitespace strips (pydantic-core trims Unicode White_Space, not U+001C-1F)
-_WS = r"\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# A label or code: white space either side (trimmed), then text with no control character that
-# starts and ends with something else than white space. ($ is exact here in Python's dialect too,
-# which also matches before a final newline: a newline is white space, trimmed.)
-LABEL_PATTERN = rf"^[{_WS}]*[^{_WS}{_CC}][^{_CC}]*[{_WS}]*$"
-# An id (not trimmed): no control character anywhere. (?![\s\S]) is the end of the text in every
-# dialect; Python's $ would let a final newline through.
-ID_PATTERN = rf"^[^{_CC}]*(?![\s\S])"
-_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
-
-
-class _JsonSchema:
-    """JSON Schema keywords for a type, beyond those pydantic derives from its constraints."""
-
-    def __init__(self, **keywords: Any) -> None:
-        self.keywords = keywords
-
-    def __get_pydantic_json_schema__(
-        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        schema = handler(core_schema)
-        schema.update(self.keywords)
-        return schema
-
-
-def _standard_bounds(schema: dict[str, Any]) -> None:
-    """The bounds of a `float | int` field in words every validator knows. pydantic writes them
-    as "ge" and "le" beside the union's anyOf, which no JSON Schema validator enforces; here they
-    become minimum and maximum of one JSON number (an integer is a number in JSON Schema)."""
-    for option in schema.get("anyOf", []):
-        bounds = {_BOUNDS[k]: option.pop(k) for k in list(option) if k in _BOUNDS}
-        if not bounds:
-            continue
-        types = {member.get("type") for member in option.get("anyOf", [])}
-        if types == {"number", "integer"} and all(len(m) == 1 for m in option["anyOf"]):
-            del option["anyOf"]
-            option["type"] = "number"
-        option.update(bounds)
-
-
-def _code_may_be_digits(schema: dict[str, Any]) -> None:
-    """A code is text, or (as validation allows: YAML reads `code: 84757009` as a number) a
-    non-negative integer of at most 40 digits, read as the code it spells."""
-    text = {k: schema.pop(k) for k in list(schema) if k not in ("title", "description")}
-    digits = {"type": "integer", "minimum": 0, "maximum": 10**CODE_LENGTH - 1}
-    schema["anyOf"] = [text, digits]
-
 
 def _printable(text: str) -> str:
     """Text without control characters: a label or an id is one line of words, and reports echo
@@ -117,7 +63,7 @@ Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_printable),
-    _JsonSchema(pattern=LABEL_PATTERN),
+    JsonSchema(pattern=LABEL_PATTERN),
 ]
 
 
@@ -135,13 +81,13 @@ class Code(_Strict):
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=CODE_LENGTH),
         AfterValidator(_printable),
-        _JsonSchema(pattern=LABEL_PATTERN),
+        JsonSchema(pattern=LABEL_PATTERN),
     ] = Field(
         description="The code as its system writes it, e.g. G25.81 (ICD-10-CM), N03AE01 (ATC), "
         "84757009 (SNOMED-CT), 8183 (RxNorm). 1 to 40 characters, no control characters; white "
         "space either side is ignored. A code of digits may also be given as a non-negative "
         "integer (84757009), read as the code it spells; a decimal number (25.81) is refused.",
-        json_schema_extra=_code_may_be_digits,
+        json_schema_extra=code_may_be_digits(CODE_LENGTH),
     )
     system: CodeSystem = Field(
         description="The code system the code belongs to: ICD-10-CM, SNOMED-CT, ATC or RxNorm."
@@ -173,7 +119,7 @@ class Patient(_Strict):
         le=MAX_AGE,
         description="Age in years, from 0 to 130; a fraction is allowed (e.g. 9, or 1.5 for "
         "eighteen months). null or absent: unknown.",
-        json_schema_extra=_standard_bounds,
+        json_schema_extra=standard_bounds,
     )
 
 
@@ -193,7 +139,7 @@ class Therapy(_Strict):
         le=MAX_YEARS,
         description="How long the use is planned to last, or has lasted so far, in years, from 0 "
         "to 130; a fraction is allowed (e.g. 2, or 0.5 for six months). null or absent: unknown.",
-        json_schema_extra=_standard_bounds,
+        json_schema_extra=standard_bounds,
     )
     line: int | None = Field(
         default=None,
@@ -226,7 +172,7 @@ class Scenario(_Strict):
             str,
             StringConstraints(min_length=1, max_length=200),
             AfterValidator(_printable),
-            _JsonSchema(pattern=ID_PATTERN),
+            JsonSchema(pattern=ID_PATTERN),
         ]
         | None
     ) = Field(

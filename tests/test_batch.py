@@ -19,7 +19,7 @@ from conftest import CASES, REPO, caveat
 
 from engine import evaluate, load_knowledge_base
 from engine.batch import CHUNK, WINDOW, evaluate_many, run_chunks, run_parallel
-from engine.cases import read_cases
+from engine.casefiles import read_cases
 from engine.cli import atomic_output, main
 from engine.reports import JsonlWriter, Summary
 

@@ -13,7 +13,8 @@ from conftest import CASES, edit
 from engine import KnowledgeBase, evaluate, load_knowledge_base
 from engine.authoring import check_pack
 from engine.authoring.bindings import name_fit
-from engine.cases import read_cases, run_case
+from engine.casefiles import read_cases
+from engine.cases import run_case
 
 TODAY = dt.date(2026, 12, 1)
 REVIEW_CASES = CASES / "review-2026-11.yaml"

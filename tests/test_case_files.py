@@ -10,7 +10,7 @@ from conftest import caveat
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.cases import BLOCK, Lines, cases_in, entries_of, read_cases
+from engine.casefiles import BLOCK, Lines, cases_in, entries_of, read_cases
 
 LONG = json.dumps({"id": "long", "conditions": ["RLS"], "description": "x" * (3 * BLOCK)})
 TRICKY = (

@@ -7,7 +7,8 @@ import pytest
 from conftest import CASES
 
 from engine import evaluate, load_knowledge_base
-from engine.cases import read_cases, run_case, split_case
+from engine.casefiles import read_cases
+from engine.cases import run_case, split_case
 
 KB = load_knowledge_base()
 ENTRIES = list(read_cases([CASES]))

@@ -23,11 +23,13 @@ from hypothesis import strategies as st
 
 from engine import ScenarioError, load_knowledge_base, synthetic
 from engine.batch import run_chunks
-from engine.cases import CaseEntry, read_cases, split_case
+from engine.casefiles import CaseEntry, read_cases
+from engine.cases import split_case
+from engine.jsonfile import UNSURE, parse_json, parse_json_quickly
 from engine.jsontext import dumps
 from engine.pipeline import run
 from engine.scenario import checked, parse_scenario
-from engine.yamlfile import UNSURE, YamlProblem, parse_json, parse_json_quickly
+from engine.yamlfile import YamlProblem
 
 KB = load_knowledge_base()
 

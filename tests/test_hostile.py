@@ -25,12 +25,14 @@ import pytest
 from conftest import CASES, REPO, caveat, edit
 
 from engine import ScenarioError, evaluate, evaluate_many, load_knowledge_base, synthetic
-from engine.cases import CaseEntry, read_cases, run_case
+from engine.casefiles import CaseEntry, read_cases
+from engine.cases import run_case
 from engine.cli import main
 from engine.errors import PackError
+from engine.jsonfile import parse_json
 from engine.reading import Limits
 from engine.scenario import read_document
-from engine.yamlfile import MAX_DEPTH, YamlProblem, parse_json, parse_yaml
+from engine.yamlfile import MAX_DEPTH, YamlProblem, parse_yaml
 
 GOOD = "id: good\nconditions: [panic disorder]\n"
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from engine import KnowledgeBase, ScenarioError, evaluate, parse_scenario
-from engine.cases import CASE_KEYS, entries_of, read_cases
+from engine.casefiles import entries_of, read_cases
+from engine.cases import CASE_KEYS
 from engine.schemas import NAMES, json_schema, render, unknown_keywords
 
 DOCS = REPO / "docs" / "schemas"

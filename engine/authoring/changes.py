@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..cases import read_cases, run_case
+from ..casefiles import read_cases
+from ..cases import run_case
 from ..cleantext import no_surrogates
 from ..errors import PackError
 from ..knowledge_base import KnowledgeBase

@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..cases import read_cases, run_case
+from ..casefiles import read_cases
+from ..cases import run_case
 from ..errors import PackError
 from ..knowledge_base import KnowledgeBase
 from ..pack import MANIFEST, ChangelogEntry, Manifest, PackContents, read_pack

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cases import Case, read_cases, split_case
+from ..casefiles import read_cases
+from ..cases import Case, split_case
 from ..errors import ScenarioError
 
 

@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ..batch import JSON_LINES, default_workers, run_chunks
-from ..cases import cases_in, read_cases
+from ..casefiles import cases_in, read_cases
 from ..fhir.cases import enable as enable_fhir
 from ..reading import Limits
 from ..reports import SUFFIXES, WRITERS, Summary, TableWriter

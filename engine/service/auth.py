@@ -50,8 +50,9 @@ from joserfc.jwk import JWKRegistry, Key
 from joserfc.util import urlsafe_b64decode
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from engine.jsonfile import parse_json
 from engine.reading import InputError, decode, read_limited
-from engine.yamlfile import YamlProblem, locate, parse_json, parse_yaml
+from engine.yamlfile import YamlProblem, locate, parse_yaml
 
 ACCEPTED_ALGS: dict[str, tuple[str, str | None]] = {  # alg -> (kty, EC curve)
     "ES256": ("EC", "P-256"),
