@@ -25,6 +25,7 @@ reference evaluator computes without any of this.)
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,8 +44,8 @@ TEXTS_BOUND = 4096
 # The most sets of concepts whose fact text `Program.encoded` keeps, and the most sets of fired
 # disjuncts whose Match `Program.decode` keeps (a scenario's concepts are input, so both are
 # bounded; a case library has a few hundred of each).
-HEADS_BOUND = 4096
-DECODED_BOUND = 4096
+HEADS_BOUND = 2048
+DECODED_BOUND = 2048
 
 
 # -- the compiled program ----------------------------------------------------------------------
@@ -67,13 +68,22 @@ class Disjunct:
     truth: Literal["t", "u"]
     atoms: tuple[Atom, ...]
 
+    @property
+    def atom_set(self) -> frozenset[Atom]:
+        """The atoms as a set, made once (the Matches of `decode` share it)."""
+        found = self.__dict__.get("_atom_set")
+        if found is None:
+            found = frozenset(self.atoms)
+            object.__setattr__(self, "_atom_set", found)
+        return found
+
 
 @dataclass
 class Match:
     """What a matcher found: for each rule that applies or is undetermined, the atoms behind it."""
 
-    applies: dict[int, set[Atom]] = field(default_factory=dict)
-    undetermined: dict[int, set[Atom]] = field(default_factory=dict)
+    applies: dict[int, AbstractSet[Atom]] = field(default_factory=dict)
+    undetermined: dict[int, AbstractSet[Atom]] = field(default_factory=dict)
     # whether both mappings list their rules in result order already (Program.decode's do)
     ordered: bool = False
 
@@ -258,7 +268,8 @@ class Program:
         same fact is always the same text (an answer cache can be keyed by it): the concept
         properties come first, in name order, then the values, in name order. The concepts'
         part is kept per set of concepts, and each value's text per value."""
-        concepts = (facts.closure, facts.given, facts.unrecognized, facts.could_be)
+        # (the closure follows from the concepts given: a key of the small sets only)
+        concepts = (facts.given, facts.unrecognized, facts.could_be)
         head = self._heads.get(concepts)
         if head is None:
             fact = self.encode(facts._replace(values={}), False)
@@ -298,7 +309,9 @@ class Program:
             for i in key:
                 d = self.disjuncts[i]
                 target = match.applies if d.truth == "t" else match.undetermined
-                target.setdefault(d.rule, set()).update(d.atoms)
+                held = target.get(d.rule)
+                # one disjunct of a rule (the usual case): its own set, shared, not a copy
+                target[d.rule] = d.atom_set if held is None else held | d.atom_set
             if self.order is not None:
                 place = self.order.__getitem__
                 applies, undetermined = match.applies, match.undetermined
