@@ -6,7 +6,6 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
 
 from .bounded import remember
 from .caveats import Caveat
@@ -22,11 +21,6 @@ from .reference import ReferenceMatcher
 from .result import CaveatNote, EvidenceNote, KnowledgeBaseRef
 from .rules import Rule
 from .vocabulary import Vocabulary
-
-
-class Matcher(Protocol):
-    def match(self, facts: Facts, include_background: bool) -> Match: ...
-
 
 # The most answers of durable_rules a matcher remembers by default (oldest dropped first; see
 # engine.bounded): each is the fact's text (a few hundred bytes) and the numbers of the rules it
