@@ -39,19 +39,19 @@ GC_YOUNG = 20_000
 
 
 @contextlib.contextmanager
-def _collector_tuned(freeze: bool = True) -> Iterator[None]:
-    """The garbage collector set for a batch, and set back after it."""
-    if freeze:
-        gc.collect()
-        gc.freeze()
+def _collector_tuned() -> Iterator[None]:
+    """The garbage collector set for a batch, and set back after it: what exists is frozen out
+    of its sight (workers forked meanwhile need not copy the pages it would scan, copy-on-write),
+    and it runs less often (workers forked meanwhile inherit that too)."""
+    gc.collect()
+    gc.freeze()
     before = gc.get_threshold()
     gc.set_threshold(max(before[0], GC_YOUNG), *before[1:])
     try:
         yield
     finally:
         gc.set_threshold(*before)
-        if freeze:
-            gc.unfreeze()
+        gc.unfreeze()
 
 
 class Record(NamedTuple):
@@ -282,34 +282,27 @@ def run_chunks(
                 )
         return
     workers = min(workers, MAX_WORKERS)  # and never more than there are chunks (see Crew)
-    # Objects the workers inherit are left alone by their garbage collector: scanning them would
-    # copy every page they sit on into each worker (copy-on-write), for nothing.
-    gc.collect()
-    gc.freeze()
 
     def serve(task: tuple[Any, ...]) -> Any:  # in a worker, forked with the pack compiled
-        if gc.get_threshold()[0] < GC_YOUNG:  # (the worker's own collector, for its life)
-            gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
         return _evaluate(kb, include_background, include_draft, *task, plain)
 
-    crew = Crew(serve, slots=WINDOW + 1)
-    try:
-        # Chunk i goes to worker i % n and its results are read back in the same order, so the
-        # output keeps the input's order with no reordering buffer, all in this one thread.
-        pending: deque[int] = deque()
-        for number, (chunk, cases) in enumerate(_chunks(items, chunk_size)):
-            crew.send(number % workers, _pickled((chunk, output, wanted(cases), frame)))
-            pending.append(number % workers)
-            while len(pending) >= workers * WINDOW:
+    with _collector_tuned():  # (the workers, forked inside, keep its settings for their life)
+        crew = Crew(serve, slots=WINDOW + 1)
+        try:
+            # Chunk i goes to worker i % n and its results are read back in the same order, so
+            # the output keeps the input's order with no reordering buffer, all in this thread.
+            pending: deque[int] = deque()
+            for number, (chunk, cases) in enumerate(_chunks(items, chunk_size)):
+                crew.send(number % workers, _pickled((chunk, output, wanted(cases), frame)))
+                pending.append(number % workers)
+                while len(pending) >= workers * WINDOW:
+                    yield crew.receive(pending.popleft())
+            while pending:
                 yield crew.receive(pending.popleft())
-        while pending:
-            yield crew.receive(pending.popleft())
-        crew.close()
-    except BaseException:
-        crew.kill()
-        raise
-    finally:
-        gc.unfreeze()
+            crew.close()
+        except BaseException:
+            crew.kill()
+            raise
 
 
 def _pickled(task: tuple[Any, ...]) -> bytes:

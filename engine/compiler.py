@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from . import durable_adapter
@@ -68,14 +69,10 @@ class Disjunct:
     truth: Literal["t", "u"]
     atoms: tuple[Atom, ...]
 
-    @property
+    @cached_property
     def atom_set(self) -> frozenset[Atom]:
         """The atoms as a set, made once (the Matches of `decode` share it)."""
-        found = self.__dict__.get("_atom_set")
-        if found is None:
-            found = frozenset(self.atoms)
-            object.__setattr__(self, "_atom_set", found)
-        return found
+        return frozenset(self.atoms)
 
 
 @dataclass
@@ -241,6 +238,10 @@ class Program:
     # -- facts in, matches out ---------------------------------------------------------------
     def encode(self, facts: Facts, include_background: bool) -> dict[str, Any]:
         """The scenario fact durable_rules sees: only the properties some rule tests."""
+        return {**self._concepts(facts), **self._values(facts.values, include_background)}
+
+    def _concepts(self, facts: Facts) -> dict[str, Any]:
+        """The fact's concept properties (what is given, its closure, what an item could be)."""
         fact: dict[str, Any] = {}
         closure_props, given_props = self.closure_props, self.given_props
         for c in facts.closure:
@@ -251,15 +252,17 @@ class Program:
             name = given_props.get(c)
             if name is not None:
                 fact[name] = True
-        for key, value in facts.values.items():
-            name = self.value_props.get(key)
-            if name is not None:
-                fact[name] = value
         unrecognized, could_be = facts.unrecognized, facts.could_be
         for concept, (name, listed) in self.maybe_props.items():
             if listed in unrecognized or concept in could_be:
                 fact[name] = True
-        if include_background and "bg" in self.value_props:
+        return fact
+
+    def _values(self, values: dict[str, Any], include_background: bool) -> dict[str, Any]:
+        """The fact's value properties (age, therapy values), and the background flag."""
+        props = self.value_props
+        fact = {props[key]: value for key, value in values.items() if key in props}
+        if include_background and "bg" in props:
             fact["bg"] = True
         return fact
 
@@ -272,21 +275,13 @@ class Program:
         concepts = (facts.given, facts.unrecognized, facts.could_be)
         head = self._heads.get(concepts)
         if head is None:
-            fact = self.encode(facts._replace(values={}), False)
-            head = remember(
-                self._heads,
-                concepts,
-                ("".join(self._text(k, fact[k]) for k in sorted(fact)), len(fact)),
-                HEADS_BOUND,
-            )
+            fact = self._concepts(facts)
+            text = "".join(self._text(k, fact[k]) for k in sorted(fact))
+            head = remember(self._heads, concepts, (text, len(fact)), HEADS_BOUND)
         text, size = head
-        values = facts.values
-        if values or include_background:
-            props = self.value_props
-            tail = sorted((props[k], v) for k, v in values.items() if k in props)
-            if include_background and "bg" in props:
-                tail.append(("bg", True))
-            text += "".join(self._text(k, v) for k, v in tail)
+        if facts.values or include_background:
+            tail = self._values(facts.values, include_background)
+            text += "".join(self._text(k, tail[k]) for k in sorted(tail))
             size += len(tail)
         return durable_adapter.fact_text((text,)), size
 

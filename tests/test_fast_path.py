@@ -303,14 +303,16 @@ def test_a_batch_writes_the_same_bytes_on_both_paths(tmp_path):
     )
 
 
-def test_a_batch_sets_the_collector_back():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_sets_the_collector_back(workers):
     before = gc.get_threshold(), gc.get_freeze_count()
-    chunks = run_chunks([{"conditions": ["RLS"]}] * 10, kb=KB, workers=1, output="records")
+    cases = [{"conditions": ["RLS"]}] * 200
+    chunks = run_chunks(cases, kb=KB, workers=workers, output="records")
     sizes = []
     for chunk in chunks:
         assert gc.get_threshold()[0] >= 20_000  # (while the batch runs)
         sizes.append(chunk.size)
-    assert sum(sizes) == 10
+    assert sum(sizes) == 200
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
 
