@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .errors import CaveatError, CompileError, EngineError, PackError, ScenarioError
     from .knowledge_base import KnowledgeBase, load_knowledge_base
     from .pipeline import evaluate
+    from .population.partition import evaluate_partition
     from .result import Result
     from .scenario import Scenario, load_scenario, parse_scenario
 
@@ -28,6 +29,7 @@ _WHERE = {
     "PackError": "errors",
     "ScenarioError": "errors",
     "evaluate": "pipeline",
+    "evaluate_partition": "population.partition",
     "KnowledgeBase": "knowledge_base",
     "load_knowledge_base": "knowledge_base",
     "Result": "result",
@@ -47,6 +49,7 @@ __all__ = [
     "ScenarioError",
     "evaluate",
     "evaluate_many",
+    "evaluate_partition",
     "load_knowledge_base",
     "load_scenario",
     "parse_scenario",

@@ -29,3 +29,27 @@ class CaveatFile(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     caveats: list[Caveat] = Field(min_length=1)
+
+
+# How much a statement's caveats weigh, for a reader who must act on it (the CDS Hooks cards'
+# indicator, the population report's patients to review): a limiting caveat says the use is
+# off-label, investigational, third-line, short-term, of transient benefit, subject to tolerance,
+# beyond the evidence, or needs an add-on; a qualifying one only qualifies the evidence.
+LIMITING = frozenset(
+    {
+        "off-label",
+        "investigational",
+        "third-line",
+        "tolerance",
+        "short-term",
+        "transient-benefit",
+        "beyond-evidence",
+        "add-on-required",
+    }
+)
+QUALIFYING = frozenset({"not-placebo-controlled", "low-dose", "hedged"})
+
+
+def indicator(codes: list[str]) -> str:
+    """`warning` when any caveat limits the statement (or is unknown), else `info`."""
+    return "warning" if any(c not in QUALIFYING for c in codes) else "info"

@@ -235,8 +235,19 @@ class Crew:
         worker.wait(5)
         return BatchError(f"batch worker {index} died ({worker.end()})")
 
-    def _start(self) -> None:
-        index = len(self.workers)
+    def restart(self, index: int) -> None:
+        """Stop worker `index` (dead or alive), reap it, remove what it left, and start a fresh
+        one in its place: the next task sent to `index` goes to the new worker."""
+        worker = self.workers[index]
+        with deferred_signals():
+            worker.kill()
+            worker.wait(10)
+            worker.pipe.close()
+            shutil.rmtree(worker.spool_dir, ignore_errors=True)
+        self._start(index)
+
+    def _start(self, replacing: int | None = None) -> None:
+        index = len(self.workers) if replacing is None else replacing
         parent = os.getpid()
         name = f"caveat-spool-{parent}-{index}-{secrets.token_hex(4)}"
         spool_dir = os.path.join(tempfile.gettempdir(), name)
@@ -254,7 +265,10 @@ class Crew:
             if pid == 0:
                 _child(theirs, spool_dir, self.serve, self.slots, parent, main)
             theirs.close()
-            self.workers.append(_Worker(pid, ours, spool_dir))
+            if replacing is None:
+                self.workers.append(_Worker(pid, ours, spool_dir))
+            else:
+                self.workers[replacing] = _Worker(pid, ours, spool_dir)
 
     def close(self) -> None:
         """Tell the workers to stop, once every result is in, and wait for them; then `kill`

@@ -204,6 +204,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ba.set_defaults(func=_command(".batch", "cmd_batch"))
 
+    po = sub.add_parser(
+        "population",
+        help="evaluate a FHIR Bulk Data export, patient by patient",
+        description="Read a FHIR Bulk Data export (a folder of NDJSON files, plain or .gz, with "
+        "its manifest.json), group each patient's resources, map them as the CDS Hooks service "
+        "does, and evaluate every patient on the pack's subject drug (every patient with --all): "
+        "a row per patient, or the report (--format html). Memory stays bounded whatever the "
+        "export's size: resources the pack cannot use are counted, not kept, and the rest are "
+        "grouped in partition files on disk. Exit status: 0 every patient evaluated, 1 a "
+        "partition failed twice or a patient could not be evaluated (named on stderr and in "
+        "the output), 2 the export or an option could not be used.",
+    )
+    po.add_argument("export", metavar="EXPORT_DIR", help="the export's folder")
+    po.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write here (default: standard output; a file appears only once complete)",
+    )
+    po.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "parquet", "html"),
+        help="jsonl, csv or parquet: a row per patient evaluated; html: the report (default: "
+        "from --out's suffix, else jsonl)",
+    )
+    po.add_argument(
+        "--as-of",
+        type=_date,
+        metavar="DATE",
+        help="compute ages and durations as of this date, YYYY-MM-DD (default: the date of the "
+        "manifest's transactionTime, else today; the output says which)",
+    )
+    po.add_argument(
+        "--all", action="store_true", help="evaluate every patient, not only those on the drug"
+    )
+    po.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes on this machine (default: the number of cores, at most 8)",
+    )
+    po.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: a scheduler's address (tcp://host:8786), or 'local' to "
+        "start a LocalCluster here (needs pip install 'caveat[dask]')",
+    )
+    po.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="group patients into N partitions (default: one per 32 MB of the export)",
+    )
+    po.add_argument(
+        "--spill-dir",
+        metavar="DIR",
+        help="where the partition files go (default: the temporary folder); removed afterwards",
+    )
+    po.add_argument("--summary", metavar="FILE", help="also write the summary as JSON here")
+    po.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    po.add_argument("--pack", metavar="DIR", help=pack_help)
+    po.set_defaults(func=_command(".population", "cmd_population"))
+
     cases_help = "case files or directories (default: fixtures/cases)"
 
     ex = sub.add_parser("explain", help="why each rule applies, does not apply or is undetermined")

@@ -39,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -409,3 +409,40 @@ def _bounded(
         state.left_out[f"{field_name}: beyond the first {MAX_ITEMS}"] += len(dropped)
         kept = kept[:MAX_ITEMS]
     return kept
+
+
+class Reading(NamedTuple):
+    """What the mapping makes of one Condition, MedicationRequest or MedicationStatement on its
+    own: an item (`entry`, the scenario's condition or medication), something left out on purpose
+    or a problem (`why`), as `map_patient` would read it."""
+
+    outcome: Literal["item", "left out", "problem"]
+    why: str = ""
+    entry: Any = None
+    known: bool = False  # the pack recognises the entry
+    subject: bool = False  # the subject drug, or a drug the pack cannot tell from it
+
+
+def read_resource(
+    resource: dict[str, Any], kb: KnowledgeBase, medications: dict[str, dict[str, Any]]
+) -> Reading:
+    """One Condition, MedicationRequest or MedicationStatement read as `map_patient` reads it
+    (`medications`: Medication resources by reference, see resources.index_medications). The
+    date plays no part in reading an item, only in ages and durations."""
+    state = State(kb, dt.date.today())
+    found = Found("", resource)
+    try:
+        if resource.get("resourceType") == "Condition":
+            got = _condition(state, found)
+            subject = False
+        else:
+            med = _medication(state, found, medications)
+            got = None if med is None else med[:2]
+            subject = med is not None and (med[2] or state.uncertain)
+    except Unreadable as exc:
+        return Reading("problem", str(exc))
+    if got is None:
+        if state.left_out:
+            return Reading("left out", next(iter(state.left_out)))
+        return Reading("problem", state.unmapped[0].reason if state.unmapped else "not read")
+    return Reading("item", entry=got[1], known=got[0], subject=subject)

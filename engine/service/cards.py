@@ -3,8 +3,8 @@
 - One card per statement that applies, so that a clinician can accept or dismiss each claim of
   the source on its own, and feedback counts per rule. Cards come in the result's order (by
   category, as the pack lists them).
-- `indicator`: `warning` when the statement carries a limiting caveat (LIMITING below: the use
-  is off-label, investigational, third-line, short-term, of transient benefit, subject to
+- `indicator`: `warning` when the statement carries a limiting caveat (engine.caveats.LIMITING:
+  the use is off-label, investigational, third-line, short-term, of transient benefit, subject to
   tolerance, beyond the evidence, or needs an add-on), `info` otherwise: a supported use, or one
   whose caveats only qualify the evidence (not placebo-controlled, reported at low doses,
   hedged). A caveat code the service does not know is taken as limiting. Never `critical`: the
@@ -30,6 +30,7 @@ import secrets
 import uuid
 from typing import Any
 
+from ..caveats import QUALIFYING, indicator
 from ..cleantext import markdown
 from ..fhir.mapping import FhirMapping
 from ..knowledge_base import KnowledgeBase
@@ -37,19 +38,6 @@ from ..render import DISCLAIMER, because_text
 from ..result import Result, Statement
 from .protocol import Card, Coding, Source
 
-LIMITING = frozenset(
-    {
-        "off-label",
-        "investigational",
-        "third-line",
-        "tolerance",
-        "short-term",
-        "transient-benefit",
-        "beyond-evidence",
-        "add-on-required",
-    }
-)
-QUALIFYING = frozenset({"not-placebo-controlled", "low-dose", "hedged"})
 SUMMARY_MAX = 139
 TOPIC_SYSTEM = "urn:caveat:category"
 OVERRIDE_SYSTEM = "urn:caveat:override-reason"
@@ -62,11 +50,6 @@ OVERRIDE_REASONS = (
 INFO_CARD = 0  # the rule slot of the "what could not be decided" card
 MAX_RULES = 0xFFE  # rules a card uuid can name (the slot is 12 bits; 0 is the info card)
 LISTED = 5  # items listed one by one in the info card before the rest are counted
-
-
-def indicator(codes: list[str]) -> str:
-    """`warning` when any caveat limits the statement (or is unknown), else `info`."""
-    return "warning" if any(c not in QUALIFYING for c in codes) else "info"
 
 
 def card_uuid(digest: str, slot: int) -> str:

@@ -1,0 +1,118 @@
+"""`caveat population EXPORT_DIR`: a FHIR Bulk Data export evaluated patient by patient."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from ..population.output import OutputError
+from ..population.runner import run_population, summary_json
+from ..population.tally import PopulationSummary
+from .common import EXIT_FAILED, EXIT_OK, load_pack, say, stderr
+
+SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".html": "html",
+    ".htm": "html",
+}
+
+
+def cmd_population(args: argparse.Namespace) -> int:
+    err = stderr()
+    fmt = args.format or (SUFFIXES.get(Path(args.out).suffix.lower()) if args.out else None)
+    fmt = fmt or "jsonl"
+    if args.workers is not None and args.workers < 1:
+        raise OutputError("--workers must be at least 1")
+    kb = load_pack(args.pack)
+    show = not args.quiet and err.is_terminal
+    with _progress(show) as progress:
+        summary = run_population(
+            args.export,
+            kb=kb,
+            out=args.out,
+            fmt=fmt,  # type: ignore[arg-type]
+            as_of=args.as_of,
+            everyone=args.all,
+            workers=args.workers,
+            dask=args.dask,
+            spill_dir=args.spill_dir,
+            partitions=args.partitions,
+            progress=progress,
+        )
+    if args.summary:
+        Path(args.summary).write_bytes(summary_json(summary))
+    if not args.quiet:
+        _tell(err, summary, args.out)
+    for failure in summary.failed_partitions:
+        say(
+            err,
+            "failed",
+            f"partition {failure.partition} ({failure.patients:,} patients) "
+            f"failed twice: {failure.attempts[-1]}",
+        )
+    return EXIT_OK if not summary.failed_partitions and not summary.patient_errors else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A bar per phase: reading (megabytes of the export on disk), evaluating (partitions)."""
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        TextColumn("{task.fields[amount]}"),
+        console=stderr(),
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def advance(phase: str, done: int, total: int) -> None:
+        if phase == "reading":
+            amount = f"{done / 1e6:,.1f} / {total / 1e6:,.1f} MB"
+        else:
+            amount = f"{done:,} / {total:,} partitions"
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(phase, total=total, amount=amount)
+        bar.update(tasks[phase], completed=done, total=total, amount=amount)
+
+    with bar:
+        yield advance
+
+
+def _tell(err: object, s: PopulationSummary, out: str | None) -> None:
+    console = err  # a rich Console
+    table = Table(title="population", show_header=False, box=None)
+    r = s.reading
+    for label, value in (
+        ("as of", f"{s.as_of} ({s.as_of_from})"),
+        ("ran on", f"{s.engine}, {s.partitions:,} partitions"),
+        ("resources read", f"{r.resources_read:,} in {r.files:,} files; kept {r.resources_kept:,}"),
+        ("lines not readable", f"{len(r.unreadable) + r.unreadable_more:,}"),
+        (
+            "patients",
+            f"{s.patients:,}; on the subject drug {s.patients_on_subject_drug:,}; "
+            f"evaluated {s.patients_evaluated:,}",
+        ),
+        ("to review (warning)", f"{s.patients_with_warning:,}"),
+        ("cpu-seconds", ", ".join(f"{k} {v:,.2f}" for k, v in s.seconds.items())),
+    ):
+        table.add_row(label, value)
+    console.print(table)  # type: ignore[attr-defined]
+    for u in r.unreadable[:10]:
+        console.print(Text(f"  {u.file}:{u.line}: {u.reason}"))  # type: ignore[attr-defined]
+    if len(r.unreadable) > 10 or r.unreadable_more:
+        more = len(r.unreadable) - 10 + r.unreadable_more
+        console.print(Text(f"  and {more:,} more lines not readable"))  # type: ignore[attr-defined]
+    if out:
+        console.print(Text(f"wrote {out}"))  # type: ignore[attr-defined]
