@@ -212,9 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
         "does, and evaluate every patient on the pack's subject drug (every patient with --all): "
         "a row per patient, or the report (--format html). Memory stays bounded whatever the "
         "export's size: resources the pack cannot use are counted, not kept, and the rest are "
-        "grouped in partition files on disk. Exit status: 0 every patient evaluated, 1 a "
-        "partition failed twice or a patient could not be evaluated (named on stderr and in "
-        "the output), 2 the export or an option could not be used.",
+        "grouped in partition files on disk. Exit status: 0 every patient evaluated and every "
+        "line read, 1 a partition failed twice or a patient could not be evaluated (named on "
+        "stderr and in the output), 2 some lines of the export could not be read (listed, with "
+        "file and line; the rest was evaluated), or the export or an option could not be used.",
     )
     po.add_argument("export", metavar="EXPORT_DIR", help="the export's folder")
     po.add_argument(

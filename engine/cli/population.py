@@ -14,7 +14,7 @@ from rich.text import Text
 from ..population.output import OutputError
 from ..population.runner import run_population, summary_json
 from ..population.tally import PopulationSummary
-from .common import EXIT_FAILED, EXIT_OK, load_pack, say, stderr
+from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK, load_pack, say, stderr
 
 SUFFIXES = {
     ".jsonl": "jsonl",
@@ -59,7 +59,11 @@ def cmd_population(args: argparse.Namespace) -> int:
             f"partition {failure.partition} ({failure.patients:,} patients) "
             f"failed twice: {failure.attempts[-1]}",
         )
-    return EXIT_OK if not summary.failed_partitions and not summary.patient_errors else EXIT_FAILED
+    if summary.failed_partitions or summary.patient_errors:
+        return EXIT_FAILED
+    if summary.reading.unreadable or summary.reading.unreadable_more:
+        return EXIT_INPUT
+    return EXIT_OK
 
 
 @contextlib.contextmanager

@@ -165,7 +165,7 @@ def _problems(s: PopulationSummary, add: Any) -> None:
         add("<h2 id=failed>Partitions that failed</h2><div class=bad>")
         for f in s.failed_partitions:
             add(
-                f"<p><b>{escape(f.partition)}</b>: {f.patients:,} patients without a row. "
+                f"<p><b>{escape(f.partition)}</b>: {_patients(f.patients)} without a row. "
                 f"{escape(' / '.join(f.attempts))}</p>"
             )
         add("</div>")
@@ -186,3 +186,7 @@ def _problems(s: PopulationSummary, add: Any) -> None:
         add("</table>")
         if s.reading.unreadable_more:
             add(f"<p>and {s.reading.unreadable_more:,} more.</p>")
+
+
+def _patients(count: int | None) -> str:
+    return "its patients" if count is None else f"{count:,} patients"

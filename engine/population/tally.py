@@ -82,7 +82,9 @@ class FailedPartition(BaseModel):
     """A partition that could not be evaluated twice: its patients have no row."""
 
     partition: str = Field(description="the partition's name, e.g. part-00003")
-    patients: int = Field(description="the patients in it (with or without the subject drug)")
+    patients: int | None = Field(
+        description="the patients in it (with or without the subject drug), when known"
+    )
     attempts: list[str] = Field(description="what ended each attempt")
 
 
