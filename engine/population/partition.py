@@ -13,6 +13,7 @@ depends only on its arguments, so a partition retried on another worker gives th
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -149,6 +150,15 @@ def referred(
     return list(out.values())
 
 
+def _named(where: str) -> str:
+    """Where the mapping found something, without its place in the list it was handed (which
+    says nothing about the export): "[3] Condition/c1" is "Condition/c1"."""
+    return _PLACE.sub("", where)
+
+
+_PLACE = re.compile(r"^\[\d+\] ?")
+
+
 def patient_row(
     pid: str, resources: list[dict[str, Any]], kb: KnowledgeBase, as_of: dt.date, everyone: bool
 ) -> PatientRow | None:
@@ -157,7 +167,7 @@ def patient_row(
     on_subject = bool(mapping.subject_orders or mapping.unrecognised_orders)
     if not (on_subject or everyone):
         return None
-    unmapped = [f"{u.where}: {u.reason}" for u in mapping.unmapped]
+    unmapped = [f"{_named(u.where)}: {u.reason}" for u in mapping.unmapped]
     if mapping.unmapped_more:
         unmapped.append(f"and {mapping.unmapped_more:,} more that could not be read")
     if not any(r.get("resourceType") == "Patient" for r in resources):
@@ -168,7 +178,7 @@ def patient_row(
         "on_subject_drug": on_subject,
         "subject_orders": mapping.subject_orders + mapping.unrecognised_orders,
         "unmapped": unmapped,
-        "notes": [f"{u.where}: {u.reason}" for u in mapping.notes],
+        "notes": [f"{_named(u.where)}: {u.reason}" for u in mapping.notes],
         "scenario": mapping.scenario,
     }
     try:
