@@ -443,6 +443,47 @@ def test_dask_local_cluster_gives_the_same_rows(export, local_rows, tmp_path):
     )
 
 
+def test_a_dask_worker_killed_mid_partition_costs_a_retry(export, local_rows, tmp_path):
+    """A worker process killed (SIGKILL) as it starts evaluating a partition: the scheduler gives
+    the partition to another worker, and every row is there."""
+    import dask
+    import distributed
+
+    marker = tmp_path / "killed"
+
+    class Killer(distributed.WorkerPlugin):
+        name = "test-killer"
+
+        def __init__(self, marker: str) -> None:
+            self.marker = marker
+
+        def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+            if finish == "executing" and "evaluate_group" in str(key):
+                try:
+                    fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    return
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    out = tmp_path / "rows.jsonl"
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.register_plugin(Killer(str(marker)))
+        summary = run_population(
+            export, kb=KB, out=out, dask=cluster.scheduler_address, partitions=3
+        )
+    assert marker.exists() and not summary.failed_partitions
+    assert sorted(rows_of(out), key=lambda r: r["patient"]) == sorted(
+        local_rows, key=lambda r: r["patient"]
+    )
+
+
 # -- formats and the command ---------------------------------------------------------------------
 
 
