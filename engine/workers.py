@@ -207,10 +207,15 @@ class Crew:
         self.slots = slots
         self.workers: list[_Worker] = []
 
-    def send(self, index: int, task: bytes) -> None:
-        """Send a pickled task to worker `index`, starting it first if it is the next one."""
+    def ready(self, index: int) -> int:
+        """Start worker `index` if it is the next one; its process id."""
         if index == len(self.workers):
             self._start()
+        return self.workers[index].pid
+
+    def send(self, index: int, task: bytes) -> None:
+        """Send a pickled task to worker `index`, starting it first if it is the next one."""
+        self.ready(index)
         try:
             self.workers[index].pipe.send_bytes(task)
         except (BrokenPipeError, ConnectionResetError):

@@ -3,8 +3,10 @@ past one machine. Needs the `dask` extra: pip install 'caveat[dask]'.
 
 The graph is a dask.bag:
 
-1. Medication resources (which belong to no patient) are read first, on the client, and handed
-   to every task that needs them.
+1. Medication resources (which belong to no patient) are read first, on the client, from the
+   export's Medication files, and handed to every task that needs them. (On one machine a
+   Medication resource found in any other file is read too; here only those of the Medication
+   files are: an order naming another stays as its reference's display, else unmapped.)
 2. Reading: a task per NDJSON file, or per byte range of a large uncompressed one (its first
    line's number counted on the client, so every line keeps its file and line), applies the
    push-down (engine.population.pushdown) and gives the kept lines keyed by their partition (a
@@ -16,8 +18,9 @@ The graph is a dask.bag:
    plugin, `PackPlugin`), never per patient or per task.
 
 Each partition's evaluation is its own future: a worker that dies mid-partition has the task
-rescheduled on another worker once (the scheduler's `allowed-failures` is 1 here); a partition
-that fails twice (KilledWorker, or an error) is recorded by name, and the others go on.
+rescheduled on another worker (once with `--dask local`, whose scheduler's `allowed-failures`
+is set to 1; as often as a remote scheduler's own setting allows, 3 by default); a partition that
+fails for good (KilledWorker, or an error) is recorded by name, and the others go on.
 The pack's folder must be readable at the same path on every worker.
 """
 
@@ -33,14 +36,13 @@ import orjson
 
 from ..knowledge_base import KnowledgeBase, load_knowledge_base
 from ..pack import bundled_pack_path
-from .export import Export, ExportError, ExportFile, parse_line, read_lines
+from .export import Chunk, Export, ExportError, chunks_of
 from .local import Outcome
 from .partition import patient_rows
-from .pushdown import decide, medication_index, patient_of
-from .spill import Reading, bucket
+from .pushdown import medication_index
+from .spill import Reading, group_lines, is_medication_file, sort_chunk
 from .tally import FailedPartition, Tally
 
-CHUNK_BYTES = 64 * 1024 * 1024  # an uncompressed file is read in ranges of about this size
 _PACKS: dict[tuple[str, str], KnowledgeBase] = {}
 
 
@@ -90,99 +92,26 @@ def _plugin_class() -> type:
     return PackPlugin
 
 
-def chunks_of(file: ExportFile) -> list[tuple[str, str, int, int, int]]:
-    """(path, name, start, end, first line) ranges of a file: a gzip file whole, a plain file in
-    ranges of CHUNK_BYTES that end at a line's end."""
-    path = str(file.path)
-    if file.compressed or file.size <= CHUNK_BYTES:
-        return [(path, file.path.name, 0, -1, 1)]
-    out = []
-    start, line = 0, 1
-    with open(path, "rb") as stream:
-        while start < file.size:
-            stream.seek(start + CHUNK_BYTES)
-            stream.readline()
-            end = min(stream.tell(), file.size)
-            stream.seek(start)
-            count = 0
-            left = end - start
-            while left > 0:
-                block = stream.read(min(left, 1 << 20))
-                count += block.count(b"\n")
-                left -= len(block)
-            out.append((path, file.path.name, start, end, line))
-            line += count
-            start = end
-    return out
-
-
 def read_chunk(
-    chunk: tuple[str, str, int, int, int],
+    chunk: Chunk,
     root: str,
     digest: str,
     medications: list[dict[str, Any]],
     partitions: int,
 ) -> list[tuple[Any, ...]]:
     """The kept lines of a chunk as (partition, line) pairs, and ("counts", Reading) last."""
-    path, name, start, end, first = chunk
     kb = pack_for(root, digest)
     index = medication_index(medications) if medications else {}
-    reading = Reading(files=1 if start == 0 else 0)
-    dropped: dict[str, int] = {}
-    out: list[tuple[Any, ...]] = []
-    try:
-        for number, raw in _lines(Path(path), start, end, first):
-            resource = parse_line(raw)
-            if isinstance(resource, str):
-                reading.problem(name, number, resource)
-                continue
-            reading.resources_read += 1
-            rtype = resource["resourceType"]
-            if rtype == "Medication":
-                reading.resources_kept += 1  # (read on the client, for every task)
-                continue
-            if rtype == "Patient":
-                reading.patients_seen += 1
-            pid = patient_of(resource)
-            if pid is None:
-                from .spill import _no_patient, _patient_compartment
-
-                if rtype == "Patient" or _patient_compartment(resource):
-                    reading.problem(name, number, _no_patient(resource))
-                else:
-                    dropped[rtype] = dropped.get(rtype, 0) + 1
-                continue
-            decision = decide(resource, kb, index)
-            if decision.item and decision.words:
-                reading.words.setdefault(decision.item, decision.words)
-            if decision.keep:
-                reading.resources_kept += 1
-                out.append((bucket(pid, partitions), raw.rstrip(b"\n")))
-            else:
-                dropped[decision.why] = dropped.get(decision.why, 0) + 1
-                if decision.item:
-                    out.append((bucket(pid, partitions), orjson.dumps(["u", pid, decision.item])))
-    except ExportError as exc:
-        reading.problem(name, 0, str(exc))
-    reading.dropped = dropped
+    reading = Reading()
+    cpu = time.process_time()
+    out: list[tuple[Any, ...]] = [
+        (where, line.rstrip(b"\n"))
+        for where, line in sort_chunk(chunk, kb, index, partitions, reading)
+        if where >= 0  # (Medication resources: read on the client, from the Medication files)
+    ]
+    reading.cpu_seconds = time.process_time() - cpu
     out.append(("counts", reading))
     return out
-
-
-def _lines(path: Path, start: int, end: int, first: int) -> Any:
-    if end < 0:
-        yield from read_lines(path)
-        return
-    with open(path, "rb") as stream:
-        stream.seek(start)
-        number = first - 1
-        while stream.tell() < end:
-            raw = stream.readline()
-            if not raw:
-                break
-            number += 1
-            if raw.strip():
-                yield number, raw
 
 
 def evaluate_group(
@@ -196,23 +125,15 @@ def evaluate_group(
     """One partition's lines evaluated: (partition, rows as JSON, counts)."""
     index, lines = group
     kb = pack_for(root, digest)
-    groups: dict[str, list[dict[str, Any]]] = {}
-    markers: dict[str, list[str]] = {}
-    for _, raw in lines:
-        value = orjson.loads(raw)
-        if isinstance(value, list):
-            markers.setdefault(value[1], []).append(value[2])
-            groups.setdefault(value[1], [])
-            continue
-        pid = patient_of(value)
-        if pid is not None:
-            groups.setdefault(pid, []).append(value)
-    tally = Tally()
+    cpu = time.process_time()
+    groups, markers, damaged = group_lines(raw for _, raw in lines)
+    tally = Tally(damaged=damaged)
     rows: list[bytes] = []
     for pid, row in patient_rows(groups, kb, medications, as_of, everyone, markers):
         tally.add(pid, row)
         if row is not None:
             rows.append(orjson.dumps(row.model_dump(mode="json")))
+    tally.cpu = time.process_time() - cpu
     return index, rows, tally
 
 
@@ -231,16 +152,13 @@ def run_dask(
     dask, db, distributed = dask_modules()
     root = str(kb.root if kb.root else bundled_pack_path())
     cpu0 = time.process_time()
-    medications: list[dict[str, Any]] = []
     reading = Reading()
-    for file in export.files:
-        if file.type == "Medication" or file.path.name.startswith("Medication."):
-            for number, raw in read_lines(file.path):
-                resource = parse_line(raw)
-                if isinstance(resource, str):
-                    reading.problem(file.path.name, number, resource)
-                elif resource["resourceType"] == "Medication":
-                    medications.append(resource)
+    lines: list[bytes] = []
+    for chunk in (c for f in export.files for c in chunks_of(f)):
+        if is_medication_file(chunk[1], _type(export, chunk)):
+            lines += [line for where, line in sort_chunk(chunk, kb, {}, partitions, reading)]
+    medications = [orjson.loads(line) for line in lines if line.startswith(b"{")]
+    medications = [m for m in medications if m.get("resourceType") == "Medication"]
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = None
         if address == "local":
@@ -291,7 +209,7 @@ def _run(
     cpu0: float,
 ) -> Outcome:
     client.register_plugin(_plugin_class()(root, kb.digest))
-    chunks = [c for f in export.files for c in chunks_of(f)]
+    chunks = [c for f in export.files for c in chunks_of(f) if not is_medication_file(c[1], f.type)]
     started = time.monotonic()
     bag = (
         db.from_sequence(chunks, npartitions=len(chunks))
@@ -306,7 +224,7 @@ def _run(
     futures = client.compute([*reads, *evaluated.to_delayed()])
     for future in futures[: len(reads)]:
         for part in future.result():
-            _merge(reading, part)
+            reading.merge(part)
     futures = futures[len(reads) :]
     tally = Tally()
     failed: list[FailedPartition] = []
@@ -338,19 +256,14 @@ def _run(
         tally=tally,
         row_files=files,
         failed=failed,
-        seconds={"client": round(time.process_time() - cpu0, 3), "wall": round(wall, 3)},
+        seconds={
+            "client": round(time.process_time() - cpu0, 3),
+            "reading and grouping": round(reading.cpu_seconds, 3),
+            "evaluating": round(tally.cpu, 3),
+            "wall": round(wall, 3),
+        },
     )
 
 
-def _merge(into: Reading, part: Reading) -> None:
-    into.files += part.files
-    into.resources_read += part.resources_read
-    into.resources_kept += part.resources_kept
-    into.patients_seen += part.patients_seen
-    for reason, count in part.dropped.items():
-        into.dropped[reason] = into.dropped.get(reason, 0) + count
-    for u in part.unreadable:
-        into.problem(u.file, u.line, u.reason)
-    into.unreadable_more += part.unreadable_more
-    for item, words in part.words.items():
-        into.words.setdefault(item, words)
+def _type(export: Export, chunk: Chunk) -> str | None:
+    return next((f.type for f in export.files if str(f.path) == chunk[0]), None)

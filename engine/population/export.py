@@ -177,6 +177,55 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         ) from None
 
 
+Chunk = tuple[str, str, int, int, int]  # (path, file name, start, end or -1, first line's number)
+CHUNK_BYTES = 64 * 1024 * 1024  # an uncompressed file is read in ranges of about this size
+
+
+def chunks_of(file: ExportFile, size: int = CHUNK_BYTES) -> list[Chunk]:
+    """Ranges of a file that can be read apart: a gzip file whole, a plain one in ranges of
+    about `size` bytes that end at a line's end, each with the number of its first line (counted
+    here, so that every line keeps its file and line wherever it is read)."""
+    path = str(file.path)
+    if file.compressed or file.size <= size:
+        return [(path, file.path.name, 0, -1, 1)]
+    out: list[Chunk] = []
+    start, line = 0, 1
+    with open(path, "rb") as stream:
+        while start < file.size:
+            stream.seek(start + size)
+            stream.readline()
+            end = min(stream.tell(), file.size)
+            stream.seek(start)
+            count, left = 0, end - start
+            while left > 0:
+                block = stream.read(min(left, 1 << 20))
+                count += block.count(b"\n")
+                left -= len(block)
+            out.append((path, file.path.name, start, end, line))
+            line += count
+            start = end
+    return out
+
+
+def chunk_lines(chunk: Chunk) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of a chunk, numbered as in their file."""
+    path, _, start, end, first = chunk
+    if end < 0:
+        yield from read_lines(Path(path))
+        return
+    with open(path, "rb") as stream:
+        stream.seek(start)
+        number, at = first - 1, start
+        while at < end:
+            raw = stream.readline()
+            if not raw:
+                break
+            at += len(raw)
+            number += 1
+            if raw.strip():
+                yield number, raw
+
+
 def parse_line(raw: bytes) -> dict[str, Any] | str:
     """A line as a resource, or why it is not one."""
     try:

@@ -1,15 +1,18 @@
-"""The embedded one-machine runner: read the export into partitions on disk (engine.population.
-spill), then evaluate the partitions in worker processes (engine.workers: forked from this
-process once the pack is compiled, so no worker compiles it again), a partition at a time each.
+"""The embedded one-machine runner: worker processes (engine.workers: forked from this process
+once the pack is compiled, so no worker compiles it again) read the export's chunks into
+partition files on disk (engine.population.spill), then evaluate the partitions, a task at a
+time each. The export's Medication files are read first, here, so that every worker can see
+what an order's `medicationReference` names.
 
-A worker that dies mid-partition (durable_rules is C: a crash takes the process with it), or
-that reports an error, costs that partition's attempt only: the worker is replaced by a fresh
-one and the partition tried once more. A partition that fails twice is recorded by name with
-what ended each attempt, and its patients get no row; the run goes on with the others.
+A worker that dies mid-task (durable_rules is C: a crash takes the process with it), or that
+reports an error, costs that task's attempt only: the worker is replaced by a fresh one and the
+task tried once more (a chunk's spill files from the lost attempt are replaced). A partition
+that fails twice is recorded by name with what ended each attempt, and its patients get no row;
+a chunk that cannot be read twice is recorded as unreadable, with its file; the run goes on.
 
-Memory stays bounded whatever the export's size: the reading holds one line and a bounded write
-buffer; a worker holds one partition (about PARTITION_BYTES of the export, less what the
-push-down dropped); the parent holds the counts.
+Memory stays bounded whatever the export's size: a reading worker holds a line and a bounded
+write buffer; an evaluating worker holds one partition (about PARTITION_BYTES of the export, less
+what the push-down dropped); the parent holds the counts.
 """
 
 from __future__ import annotations
@@ -30,26 +33,30 @@ import orjson
 from ..errors import BatchError
 from ..knowledge_base import KnowledgeBase
 from ..workers import Crew
-from .export import Export
+from .export import Chunk, Export, chunks_of
 from .partition import patient_rows
 from .spill import (
     Reading,
-    partition_path,
+    is_medication_file,
+    medication_lookup,
     read_medications,
     read_partition,
-    spill_export,
+    remove_chunk,
+    spill_chunk,
 )
 from .tally import FailedPartition, Tally
 
-ATTEMPTS = 2  # a partition is tried at most this often, each time on a fresh worker
+ATTEMPTS = 2  # a task is tried at most this often, each time on a fresh worker
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
-Started = Callable[[int, int, int], None]  # (partition, attempt from 1, worker's pid)
+# Told of each attempt at a partition just before it is sent: (partition, attempt from 1, the
+# pid of the worker it goes to). For progress, and for the tests, which kill that worker.
+Started = Callable[[int, int, int], None]
 
 
 @dataclass
 class Outcome:
-    """What a run of the partitions gave: the reading, the counts, the row files in partition
-    order (a failed partition's is missing), what failed, and the CPU-seconds of each phase."""
+    """What a run gave: the reading, the counts, the row files in partition order (a failed
+    partition's is missing), what failed, and the CPU-seconds of each phase."""
 
     reading: Reading
     tally: Tally
@@ -62,12 +69,16 @@ def rows_path(directory: Path, index: int) -> Path:
     return directory / f"rows-{index:05d}.jsonl"
 
 
+def partition_name(index: int) -> str:
+    return f"part-{index:05d}"
+
+
 def evaluate_spilled(
     kb: KnowledgeBase, directory: Path, index: int, as_of: dt.date, everyone: bool
 ) -> Tally:
-    """Evaluate one partition file into its rows file (written whole, then renamed into place);
-    the counts over its patients."""
-    groups, markers, damaged = read_partition(partition_path(directory, index))
+    """Evaluate one partition into its rows file (written whole, then renamed into place); the
+    counts over its patients."""
+    groups, markers, damaged = read_partition(directory, index)
     medications = read_medications(directory)
     tally = Tally(damaged=damaged)
     target = rows_path(directory, index)
@@ -94,93 +105,159 @@ def run_local(
     started: Started | None = None,
 ) -> Outcome:
     """Read `export` into `partitions` partitions under `directory` and evaluate them with up to
-    `workers` worker processes. `started` is told of each attempt as it is sent to a worker."""
-    cpu0 = time.process_time()
-    total = export.bytes
-    reading = spill_export(
-        export,
-        kb,
-        directory,
-        partitions,
-        progress=(lambda done: progress("reading", done, total)) if progress else None,
-    )
-    cpu1 = time.process_time()
-    children0 = _children_cpu()
-
-    def serve(task: Any) -> Tally:
-        return evaluate_spilled(kb, directory, *task)
-
-    crew = Crew(serve, slots=1)
+    `workers` worker processes. `started` is told of each partition's attempt before it is sent."""
+    cpu0, children0 = time.process_time(), _children_cpu()
+    chunks: list[Chunk] = [c for f in export.files for c in chunks_of(f)]
+    first = [i for i, c in enumerate(chunks) if is_medication_file(c[1], _type(export, c))]
+    reading = Reading()
+    for number in first:  # here, before any worker starts: they read what these wrote
+        reading.merge(spill_chunk(chunks[number], number, kb, directory, partitions, {}))
+    reading.cpu_seconds = time.process_time() - cpu0
+    medications = medication_lookup(directory)
+    rest = [i for i in range(len(chunks)) if i not in set(first)]
+    sizes = {i: _size(chunks[i]) for i in rest}
+    total = sum(sizes.values())
+    tasks: list[tuple[str, int]] = [("read", i) for i in rest]
     tally = Tally()
     failed: list[FailedPartition] = []
-    attempts: dict[int, list[str]] = {}
-    pending = list(range(partitions))
-    busy: dict[int, int] = {}  # worker -> partition
-    done = 0
+    done = {"bytes": 0, "partitions": 0}
 
-    def lost(slot: int, index: int, why: str) -> None:
-        """A partition's attempt ended without its rows: a fresh worker takes the slot, and the
-        partition goes first in the queue, unless that was its last attempt."""
-        attempts.setdefault(index, []).append(why)
-        crew.restart(slot)
-        if len(attempts[index]) < ATTEMPTS:
-            pending.insert(0, index)
+    def serve(task: Any) -> Any:
+        kind, index = task
+        cpu = time.process_time()
+        if kind == "read":
+            got = spill_chunk(chunks[index], index, kb, directory, partitions, medications)
+            got.cpu_seconds += time.process_time() - cpu
+            return got
+        tallied = evaluate_spilled(kb, directory, index, as_of, everyone)
+        tallied.cpu += time.process_time() - cpu
+        return tallied
+
+    def finished(task: tuple[str, int], value: Any) -> None:
+        kind, index = task
+        if kind == "read":
+            reading.merge(value)
+            done["bytes"] += sizes[index]
+            if progress:
+                progress("reading", done["bytes"], total)
         else:
-            failed.append(_failure(directory, index, attempts[index]))
+            tally.merge(value)
+            done["partitions"] += 1
+            if progress:
+                progress("evaluating", done["partitions"], partitions)
 
-    if progress:
-        progress("evaluating", 0, partitions)
+    def gave_up(task: tuple[str, int], why: list[str]) -> None:
+        kind, index = task
+        if kind == "read":
+            _, name, start, end, line = chunks[index]
+            remove_chunk(directory, index)  # (what a lost attempt wrote is not evaluated)
+            at = "" if end < 0 else f" (bytes {start:,} to {end:,}, from line {line:,})"
+            reading.problem(name, 0, f"could not be read{at}: {' / '.join(why)}")
+        else:
+            groups, _, _ = read_partition(directory, index)
+            failed.append(
+                FailedPartition(partition=partition_name(index), patients=len(groups), attempts=why)
+            )
+
+    def sending(task: tuple[str, int], attempt: int, pid: int) -> None:
+        if task[0] == "evaluate" and started is not None:
+            started(task[1], attempt, pid)
+
+    crew = Crew(serve, slots=1)
     try:
-        while pending or busy:
-            while pending and len(busy) < min(workers, partitions):
-                slot = next(i for i in range(len(crew.workers) + 1) if i not in busy)
-                index = pending.pop(0)
-                busy[slot] = index
-                try:
-                    crew.send(slot, pickle.dumps((index, as_of, everyone)))
-                except BatchError as exc:  # it died before it could take the task
-                    busy.pop(slot)
-                    lost(slot, index, str(exc))
-                    continue
-                if started is not None:
-                    started(index, len(attempts.get(index, [])) + 1, crew.workers[slot].pid)
-            if not busy:
-                continue
-            ready = wait([crew.workers[slot].pipe for slot in busy])
-            for slot in [s for s in busy if crew.workers[s].pipe in ready]:
-                index = busy.pop(slot)
-                try:
-                    tally.merge(crew.receive(slot))
-                except BatchError as exc:
-                    lost(slot, index, str(exc))
-                    continue
-                done += 1
-                if progress:
-                    progress("evaluating", done, partitions)
+        if progress and tasks:
+            progress("reading", 0, total)
+        _run_tasks(crew, tasks, workers, finished, gave_up, sending)
+        if progress:
+            progress("evaluating", 0, partitions)
+        _run_tasks(
+            crew, [("evaluate", i) for i in range(partitions)], workers, finished, gave_up, sending
+        )
     finally:
         crew.close()
-    failed_at = {f.partition for f in failed}
+    cpu = time.process_time() - cpu0 + _children_cpu() - children0
+    lost = {f.partition for f in failed}
     return Outcome(
         reading=reading,
         tally=tally,
         row_files=[
-            rows_path(directory, i)
-            for i in range(partitions)
-            if partition_path(directory, i).stem not in failed_at
+            rows_path(directory, i) for i in range(partitions) if partition_name(i) not in lost
         ],
         failed=failed,
-        seconds={
-            "reading": round(cpu1 - cpu0, 3),
-            "evaluating": round(time.process_time() - cpu1 + _children_cpu() - children0, 3),
-        },
+        seconds=_split(cpu, reading, tally),
     )
 
 
-def _failure(directory: Path, index: int, why: list[str]) -> FailedPartition:
-    groups, _, _ = read_partition(partition_path(directory, index))
-    return FailedPartition(
-        partition=partition_path(directory, index).stem, patients=len(groups), attempts=why
-    )
+def _run_tasks(
+    crew: Crew,
+    tasks: list[tuple[str, int]],
+    workers: int,
+    finished: Callable[[tuple[str, int], Any], None],
+    gave_up: Callable[[tuple[str, int], list[str]], None],
+    sending: Callable[[tuple[str, int], int, int], None],
+) -> None:
+    """Run tasks on the crew, a task in flight per worker; a task whose attempt ends without an
+    answer goes again, first, to a fresh worker, until it has had ATTEMPTS."""
+    pending = list(tasks)
+    attempts: dict[tuple[str, int], list[str]] = {}
+    busy: dict[int, tuple[str, int]] = {}  # worker slot -> task
+    limit = max(1, min(workers, len(tasks)))
+
+    def lost(slot: int, task: tuple[str, int], why: str) -> None:
+        attempts.setdefault(task, []).append(why)
+        crew.restart(slot)
+        if len(attempts[task]) < ATTEMPTS:
+            pending.insert(0, task)
+        else:
+            gave_up(task, attempts[task])
+
+    while pending or busy:
+        while pending and len(busy) < limit:
+            slot = next(i for i in range(len(crew.workers) + 1) if i not in busy)
+            task = pending.pop(0)
+            try:
+                sending(task, len(attempts.get(task, [])) + 1, crew.ready(slot))
+                crew.send(slot, pickle.dumps(task))
+            except BatchError as exc:  # it could not start, or died before it took the task
+                if slot < len(crew.workers):
+                    lost(slot, task, str(exc))
+                    continue
+                raise
+            busy[slot] = task
+        if not busy:
+            continue
+        ready = wait([crew.workers[slot].pipe for slot in busy])
+        for slot in [s for s in busy if crew.workers[s].pipe in ready]:
+            task = busy.pop(slot)
+            try:
+                value = crew.receive(slot)
+            except BatchError as exc:
+                lost(slot, task, str(exc))
+                continue
+            finished(task, value)
+
+
+def _type(export: Export, chunk: Chunk) -> str | None:
+    for f in export.files:
+        if str(f.path) == chunk[0]:
+            return f.type
+    return None
+
+
+def _size(chunk: Chunk) -> int:
+    path, _, start, end, _ = chunk
+    return (end - start) if end >= 0 else os.path.getsize(path)
+
+
+def _split(cpu: float, reading: Reading, tally: Tally) -> dict[str, float]:
+    """CPU-seconds of the whole process tree, and the parts of it the tasks measured: reading
+    and grouping (into partition files), and evaluating; the rest is the parent's and the
+    workers' own (forking, sending, waiting, writing the output)."""
+    return {
+        "total": round(cpu, 3),
+        "reading and grouping": round(reading.cpu_seconds, 3),
+        "evaluating": round(tally.cpu, 3),
+    }
 
 
 def _children_cpu() -> float:

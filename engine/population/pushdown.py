@@ -15,6 +15,8 @@ A resource is kept when it could change a patient's row, and only counted otherw
   which is what the row must say (what was not recognised is never taken as absent). On a list no
   rule tests for absence it cannot change a statement, an undetermined rule or what one needs: it
   is counted by its code (the codes the pack should learn next) and not kept.
+- An order whose `medicationReference` names a Medication not read yet is kept (it is read
+  with the patient's record, where the Medication may be found).
 - Every other resource type is counted by type and not kept (the mapping does not read it).
   Medication resources are kept aside for the orders that refer to them.
 
@@ -87,6 +89,9 @@ def decide(
         return KEEP
     if rtype not in ITEM_TYPES:
         return Decision(False, rtype)
+    ref = resource.get("medicationReference")
+    if isinstance(ref, dict) and ref.get("reference") not in medications:
+        return KEEP  # (what it names is read with the patient's record, where it may be found)
     reading = read_resource(resource, kb, medications)
     if reading.outcome == "left out":
         return Decision(False, reading.why)

@@ -1,12 +1,16 @@
-"""Reading an export into partitions on disk: each resource the push-down keeps is appended to
-the spill file of its patient's partition (a stable hash of the patient id), so that every
-patient's resources end up in one file whatever the export's order, and no more than one
-partition is ever held in memory.
+"""Reading an export into partitions on disk: each resource the push-down keeps is appended to a
+spill file of its patient's partition (a stable hash of the patient id), so that every patient's
+resources end up in one partition whatever the export's order, and no more than one partition
+is ever held in memory.
 
-What a spill file holds, a line each: a kept resource, as the export wrote it; or a marker
-`["u", patient, item]` for an item the patient has that the pack did not recognise and that was
-not kept (engine.population.pushdown), so that the patient's row can still list it. Medication
-resources (which belong to no patient) go to `medications.ndjson` beside the partitions.
+The export is read in chunks (a file, or a byte range of a large uncompressed one: engine.
+population.export.chunks_of), each by any worker; chunk C writes `part-P.C.ndjson` for each
+partition P it has lines for, so a chunk read again after a crash replaces only its own files.
+A line of a spill file is a kept resource, as the export wrote it, or a marker
+`["u", patient, item]` for an item not recognised whose resource was not kept (engine.population.
+pushdown), so that the patient's row can still list it. Medication resources (which belong to no
+patient) go to `medications.C.ndjson`; the Medication files of the export are read first, so that
+the push-down can see what an order's `medicationReference` names.
 
 Writes are buffered in memory up to a bound and appended to the files in turns, so the number of
 partitions is not limited by how many files a process may hold open.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +29,13 @@ import orjson
 from pydantic import BaseModel, Field
 
 from ..knowledge_base import KnowledgeBase
-from .export import Export, ExportError, parse_line, read_lines
+from .export import Chunk, Export, ExportError, chunk_lines, parse_line
 from .pushdown import decide, medication_index, patient_of
 
-BUFFERED = 16 * 1024 * 1024  # bytes of spilled lines held before they are written out
+BUFFERED = 8 * 1024 * 1024  # bytes of spilled lines a chunk holds before writing them out
 PARTITION_BYTES = 32 * 1024 * 1024  # export bytes (uncompressed) per partition, roughly
 GZIP_RATIO = 8  # what a gzip-compressed NDJSON file is taken to expand to, for the estimate
 MAX_PARTITIONS = 4096
-MEDICATIONS = "medications.ndjson"
 MAX_PROBLEMS = 1000  # unreadable lines listed one by one; the rest are counted
 MAX_WORDS = 20_000  # distinct unrecognised codes whose words are kept for the report
 
@@ -46,7 +49,8 @@ class Unreadable(BaseModel):
 
 
 class Reading(BaseModel):
-    """What reading an export found: counts, and every line that could not be read."""
+    """What reading an export (or a chunk of it) found: counts, and every line that could not be
+    read."""
 
     files: int = Field(0, description="NDJSON files read")
     resources_read: int = Field(0, description="lines that held a resource")
@@ -66,12 +70,29 @@ class Reading(BaseModel):
         description="the data's words for the codes not recognised (e.g. 'medications: 310798 "
         "(RxNorm)' -> 'Hydrochlorothiazide 25 MG Oral Tablet')",
     )
+    cpu_seconds: float = Field(0.0, description="CPU-seconds spent reading and grouping")
 
     def problem(self, file: str, line: int, reason: str) -> None:
         if len(self.unreadable) < MAX_PROBLEMS:
             self.unreadable.append(Unreadable(file=file, line=line, reason=reason))
         else:
             self.unreadable_more += 1
+
+    def merge(self, part: Reading) -> None:
+        self.files += part.files
+        self.resources_read += part.resources_read
+        self.resources_kept += part.resources_kept
+        self.patients_seen += part.patients_seen
+        self.cpu_seconds += part.cpu_seconds
+        dropped = Counter(self.dropped)
+        dropped.update(part.dropped)
+        self.dropped = dict(dropped.most_common())
+        for u in part.unreadable:
+            self.problem(u.file, u.line, u.reason)
+        self.unreadable_more += part.unreadable_more
+        for item, words in part.words.items():
+            if len(self.words) < MAX_WORDS:
+                self.words.setdefault(item, words)
 
 
 def partitions_for(export: Export) -> int:
@@ -85,112 +106,112 @@ def bucket(pid: str, partitions: int) -> int:
     return zlib.crc32(pid.encode("utf-8", "surrogatepass")) % partitions
 
 
-def partition_path(directory: Path, index: int) -> Path:
-    return directory / f"part-{index:05d}.ndjson"
+def is_medication_file(name: str, rtype: str | None) -> bool:
+    return rtype == "Medication" or name.startswith("Medication.")
 
 
-class Spill:
-    """Append-only partition files, written in turns from a bounded buffer."""
+def sort_chunk(
+    chunk: Chunk,
+    kb: KnowledgeBase,
+    medications: dict[str, dict[str, Any]],
+    partitions: int,
+    reading: Reading,
+) -> Iterator[tuple[int, bytes]]:
+    """The lines of a chunk the push-down keeps, each with its partition (-1: a Medication
+    resource, for every partition), and markers for the items it counts; what it found is
+    added to `reading`."""
+    name = chunk[1]
+    if chunk[2] == 0:
+        reading.files += 1
+    dropped: Counter[str] = Counter()
+    try:
+        for number, raw in chunk_lines(chunk):
+            resource = parse_line(raw)
+            if isinstance(resource, str):
+                reading.problem(name, number, resource)
+                continue
+            reading.resources_read += 1
+            rtype = resource["resourceType"]
+            line = raw if raw.endswith(b"\n") else raw + b"\n"
+            if rtype == "Medication":
+                reading.resources_kept += 1
+                yield -1, line
+                continue
+            if rtype == "Patient":
+                reading.patients_seen += 1
+            pid = patient_of(resource)
+            if pid is None:
+                if rtype == "Patient" or _about_someone(resource):
+                    reading.problem(name, number, _no_patient(resource))
+                else:
+                    dropped[rtype] += 1
+                continue
+            decision = decide(resource, kb, medications)
+            if decision.item and decision.words and len(reading.words) < MAX_WORDS:
+                reading.words.setdefault(decision.item, decision.words)
+            where = bucket(pid, partitions)
+            if decision.keep:
+                reading.resources_kept += 1
+                yield where, line
+            else:
+                dropped[decision.why] += 1
+                if decision.item:
+                    yield where, orjson.dumps(["u", pid, decision.item]) + b"\n"
+    except ExportError as exc:
+        reading.problem(name, 0, str(exc))
+    total = Counter(reading.dropped)
+    total.update(dropped)
+    reading.dropped = dict(total)
 
-    def __init__(self, directory: Path, partitions: int) -> None:
-        self.directory = directory
-        self.partitions = partitions
-        self.buffers: list[list[bytes]] = [[] for _ in range(partitions)]
-        self.held = 0
-        self.lines = [0] * partitions
 
-    def add(self, index: int, line: bytes) -> None:
-        self.buffers[index].append(line)
-        self.lines[index] += 1
-        self.held += len(line)
-        if self.held >= BUFFERED:
-            self.flush()
-
-    def flush(self) -> None:
-        for index, lines in enumerate(self.buffers):
-            if lines:
-                with open(partition_path(self.directory, index), "ab") as out:
-                    out.write(b"".join(lines))
-                lines.clear()
-        self.held = 0
-
-
-def spill_export(
-    export: Export,
+def spill_chunk(
+    chunk: Chunk,
+    number: int,
     kb: KnowledgeBase,
     directory: Path,
     partitions: int,
-    progress: Callable[[int], None] | None = None,
+    medications: dict[str, dict[str, Any]],
 ) -> Reading:
-    """Read every file of an export, keep what the push-down keeps, and write it to partition
-    files in `directory` (which must exist). `progress` is told the bytes read on disk so far."""
+    """Read chunk `number` into its spill files in `directory`; what it found. Files a previous
+    attempt at the same chunk left are replaced."""
+    remove_chunk(directory, number)
     reading = Reading()
-    spill = Spill(directory, partitions)
-    medications: list[dict[str, Any]] = []
-    index: dict[str, dict[str, Any]] = {}
-    done = 0
-    dropped: Counter[str] = Counter()
-    for file in export.files:
-        reading.files += 1
-        name = file.path.name
-        try:
-            for number, raw in read_lines(file.path):
-                resource = parse_line(raw)
-                if isinstance(resource, str):
-                    reading.problem(name, number, resource)
-                    continue
-                reading.resources_read += 1
-                rtype = resource["resourceType"]
-                if rtype == "Medication":
-                    medications.append(resource)
-                    index = {}
-                    reading.resources_kept += 1
-                    continue
-                if not index and medications:
-                    index = medication_index(medications)
-                pid = patient_of(resource)
-                if rtype == "Patient":
-                    reading.patients_seen += 1
-                if pid is None:
-                    if rtype == "Patient" or _patient_compartment(resource):
-                        reading.problem(name, number, _no_patient(resource))
-                    else:
-                        dropped[rtype] += 1
-                    continue
-                decision = decide(resource, kb, index)
-                if decision.item and decision.words and len(reading.words) < MAX_WORDS:
-                    reading.words.setdefault(decision.item, decision.words)
-                where = bucket(pid, partitions)
-                if decision.keep:
-                    reading.resources_kept += 1
-                    spill.add(where, raw if raw.endswith(b"\n") else raw + b"\n")
-                else:
-                    dropped[decision.why] += 1
-                    if decision.item:
-                        spill.add(where, orjson.dumps(["u", pid, decision.item]) + b"\n")
-        except ExportError as exc:
-            reading.problem(name, 0, str(exc))
-        done += file.size
-        if progress is not None:
-            progress(done)
-    spill.flush()
-    with open(directory / MEDICATIONS, "wb") as out:
-        out.writelines(orjson.dumps(m) + b"\n" for m in medications)
-    reading.dropped = dict(dropped.most_common())
+    buffers: dict[int, list[bytes]] = {}
+    held = 0
+    for where, line in sort_chunk(chunk, kb, medications, partitions, reading):
+        buffers.setdefault(where, []).append(line)
+        held += len(line)
+        if held >= BUFFERED:
+            _flush(directory, number, buffers)
+            held = 0
+    _flush(directory, number, buffers)
     return reading
 
 
-def _patient_compartment(resource: dict[str, Any]) -> bool:
+def _flush(directory: Path, number: int, buffers: dict[int, list[bytes]]) -> None:
+    for where, lines in buffers.items():
+        if lines:
+            name = f"medications.{number:05d}" if where < 0 else f"part-{where:05d}.{number:05d}"
+            with open(directory / f"{name}.ndjson", "ab") as out:
+                out.write(b"".join(lines))
+            lines.clear()
+
+
+def remove_chunk(directory: Path, number: int) -> None:
+    suffix = f".{number:05d}.ndjson"
+    for name in os.listdir(directory):
+        if name.endswith(suffix):
+            os.unlink(directory / name)
+
+
+def _about_someone(resource: dict[str, Any]) -> bool:
     """Whether a resource says it is about someone (`subject` or `patient`) without naming a
-    Patient we can read; those that name nobody (Organization, Practitioner) are not any
-    patient's by nature."""
+    Patient that can be read; those that name nobody (Organization, Practitioner) are nobody's
+    by nature."""
     return (
         resource.get("subject") is not None
         or resource.get("patient") is not None
-        or (
-            resource.get("resourceType")
-            in ("Condition", "MedicationRequest", "MedicationStatement")
-        )
+        or resource.get("resourceType") in ("Condition", "MedicationRequest", "MedicationStatement")
     )
 
 
@@ -203,42 +224,63 @@ def _no_patient(resource: dict[str, Any]) -> str:
     return f"{name}: no reference to a Patient (subject or patient); it is nobody's, not read"
 
 
-def read_partition(
-    path: Path,
+def partition_files(directory: Path, index: int) -> list[Path]:
+    prefix = f"part-{index:05d}."
+    return sorted(directory / n for n in os.listdir(directory) if n.startswith(prefix))
+
+
+def group_lines(
+    lines: Iterator[bytes],
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]], int]:
-    """A partition file's resources and markers by patient id, and how many lines could not be
-    parsed (none, unless the file was damaged after it was written)."""
+    """Spilled lines by patient id: resources, markers, and how many could not be parsed back."""
     groups: dict[str, list[dict[str, Any]]] = {}
     markers: dict[str, list[str]] = {}
     damaged = 0
-    if not path.exists():
-        return groups, markers, damaged
-    with open(path, "rb") as stream:
-        for raw in stream:
-            try:
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                damaged += 1
-                continue
-            if isinstance(value, list):
-                markers.setdefault(value[1], []).append(value[2])
-                groups.setdefault(value[1], [])
-                continue
-            pid = patient_of(value)
-            if pid is not None:
-                groups.setdefault(pid, []).append(value)
+    for raw in lines:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            damaged += 1
+            continue
+        if isinstance(value, list):
+            markers.setdefault(value[1], []).append(value[2])
+            groups.setdefault(value[1], [])
+            continue
+        pid = patient_of(value)
+        if pid is not None:
+            groups.setdefault(pid, []).append(value)
     return groups, markers, damaged
 
 
+def read_partition(
+    directory: Path, index: int
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]], int]:
+    """A partition's resources and markers by patient id, from all its spill files."""
+
+    def lines() -> Iterator[bytes]:
+        for path in partition_files(directory, index):
+            with open(path, "rb") as stream:
+                yield from stream
+
+    return group_lines(lines())
+
+
 def read_medications(directory: Path) -> list[dict[str, Any]]:
-    path = directory / MEDICATIONS
-    if not path.exists():
-        return []
-    with open(path, "rb") as stream:
-        return [orjson.loads(line) for line in stream if line.strip()]
+    """Every Medication resource the reading found (each id once)."""
+    seen: dict[str, dict[str, Any]] = {}
+    anonymous: list[dict[str, Any]] = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith("medications."):
+            with open(directory / name, "rb") as stream:
+                for line in stream:
+                    resource = orjson.loads(line)
+                    rid = resource.get("id")
+                    if isinstance(rid, str):
+                        seen.setdefault(rid, resource)
+                    else:
+                        anonymous.append(resource)
+    return [*seen.values(), *anonymous]
 
 
-def remove_partitions(directory: Path) -> None:
-    for name in os.listdir(directory):
-        if name.startswith("part-") or name == MEDICATIONS:
-            os.unlink(directory / name)
+def medication_lookup(directory: Path) -> dict[str, dict[str, Any]]:
+    return medication_index(read_medications(directory))

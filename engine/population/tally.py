@@ -33,6 +33,7 @@ class Tally:
     unrecognised: Counter[str] = field(default_factory=Counter)
     texts: dict[str, str] = field(default_factory=dict)  # rule id -> its statement
     damaged: int = 0  # spill lines that could not be parsed back
+    cpu: float = 0.0  # CPU-seconds spent evaluating
 
     def add(self, pid: str, row: PatientRow | None) -> None:
         self.patients += 1
@@ -68,6 +69,7 @@ class Tally:
         for rule, text in other.texts.items():
             self.texts.setdefault(rule, text)
         self.damaged += other.damaged
+        self.cpu += other.cpu
 
 
 class Count(BaseModel):
