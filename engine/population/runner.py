@@ -32,7 +32,7 @@ from .output import (
 )
 from .page import MAX_REVIEW_ROWS, render_page
 from .spill import partitions_for
-from .tally import MAX_LISTED, TOP_CODES, PopulationSummary, counts
+from .tally import TOP_CODES, PopulationSummary, counts, least
 
 
 class PopulationError(CaveatError):
@@ -140,13 +140,13 @@ def summarise(
         patients=t.patients,
         patients_evaluated=t.evaluated,
         patients_on_subject_drug=t.on_subject,
-        patients_with_warning=len(t.warning),
-        warning_patients=sorted(t.warning)[:MAX_LISTED],
+        patients_with_warning=t.warned,
+        warning_patients=least(t.warning),
         rules=counts(t.rules, t.texts),
         caveats=counts(t.caveats, {}),
         undetermined=counts(t.undetermined, t.texts),
         unrecognised=counts(t.unrecognised, words, TOP_CODES),
-        patient_errors=t.errors[:MAX_LISTED],
+        patient_errors=t.errors,
         failed_partitions=outcome.failed,
         seconds=outcome.seconds,
     )

@@ -4,12 +4,12 @@ resources end up in one partition whatever the export's order, and no more than 
 is ever held in memory.
 
 The export is read in chunks (a file, or a byte range of a large uncompressed one: engine.
-population.export.chunks_of), each by any worker; chunk C writes `part-P.C.ndjson` for each
+population.export.chunks_of), each by any worker; chunk C writes `part-P/C.ndjson` for each
 partition P it has lines for, so a chunk read again after a crash replaces only its own files.
 A line of a spill file is a kept resource, as the export wrote it, or a marker
 `["u", patient, item]` for an item not recognised whose resource was not kept (engine.population.
 pushdown), so that the patient's row can still list it. Medication resources (which belong to no
-patient) go to `medications.C.ndjson`; the Medication files of the export are read first, so that
+patient) go to `medications/C.ndjson`; the Medication files of the export are read first, so that
 the push-down can see what an order's `medicationReference` names.
 
 Writes are buffered in memory up to a bound and appended to the files in turns, so the number of
@@ -38,6 +38,7 @@ GZIP_RATIO = 8  # what a gzip-compressed NDJSON file is taken to expand to, for 
 MAX_PARTITIONS = 4096
 MAX_PROBLEMS = 1000  # unreadable lines listed one by one; the rest are counted
 MAX_WORDS = 20_000  # distinct unrecognised codes whose words are kept for the report
+MEDICATIONS = "medications"  # the folder Medication resources are spilled to
 
 
 class Unreadable(BaseModel):
@@ -191,17 +192,20 @@ def spill_chunk(
 def _flush(directory: Path, number: int, buffers: dict[int, list[bytes]]) -> None:
     for where, lines in buffers.items():
         if lines:
-            name = f"medications.{number:05d}" if where < 0 else f"part-{where:05d}.{number:05d}"
-            with open(directory / f"{name}.ndjson", "ab") as out:
+            folder = directory / (MEDICATIONS if where < 0 else f"part-{where:05d}")
+            folder.mkdir(exist_ok=True)
+            with open(folder / f"{number:05d}.ndjson", "ab") as out:
                 out.write(b"".join(lines))
             lines.clear()
 
 
 def remove_chunk(directory: Path, number: int) -> None:
-    suffix = f".{number:05d}.ndjson"
-    for name in os.listdir(directory):
-        if name.endswith(suffix):
-            os.unlink(directory / name)
+    """Remove what chunk `number` wrote (a lost attempt's, before it is read again)."""
+    name = f"{number:05d}.ndjson"
+    for folder in os.listdir(directory):
+        path = directory / folder / name
+        if path.exists():
+            path.unlink()
 
 
 def _about_someone(resource: dict[str, Any]) -> bool:
@@ -225,8 +229,8 @@ def _no_patient(resource: dict[str, Any]) -> str:
 
 
 def partition_files(directory: Path, index: int) -> list[Path]:
-    prefix = f"part-{index:05d}."
-    return sorted(directory / n for n in os.listdir(directory) if n.startswith(prefix))
+    folder = directory / f"part-{index:05d}"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
 def group_lines(
@@ -269,16 +273,16 @@ def read_medications(directory: Path) -> list[dict[str, Any]]:
     """Every Medication resource the reading found (each id once)."""
     seen: dict[str, dict[str, Any]] = {}
     anonymous: list[dict[str, Any]] = []
-    for name in sorted(os.listdir(directory)):
-        if name.startswith("medications."):
-            with open(directory / name, "rb") as stream:
-                for line in stream:
-                    resource = orjson.loads(line)
-                    rid = resource.get("id")
-                    if isinstance(rid, str):
-                        seen.setdefault(rid, resource)
-                    else:
-                        anonymous.append(resource)
+    folder = directory / MEDICATIONS
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        with open(path, "rb") as stream:
+            for line in stream:
+                resource = orjson.loads(line)
+                rid = resource.get("id")
+                if isinstance(rid, str):
+                    seen.setdefault(rid, resource)
+                else:
+                    anonymous.append(resource)
     return [*seen.values(), *anonymous]
 
 

@@ -4,6 +4,7 @@ cheap to send between processes), then merged into the run's `PopulationSummary`
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,10 @@ class Tally:
     patients: int = 0
     evaluated: int = 0
     on_subject: int = 0
-    warning: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    warned: int = 0
+    warning: list[str] = field(default_factory=list)  # some ids, with the MAX_LISTED least
+    errors: list[str] = field(default_factory=list)  # the first MAX_LISTED
+    errored: int = 0
     rules: Counter[str] = field(default_factory=Counter)
     caveats: Counter[str] = field(default_factory=Counter)
     undetermined: Counter[str] = field(default_factory=Counter)
@@ -42,9 +45,14 @@ class Tally:
         self.evaluated += 1
         self.on_subject += row.on_subject_drug
         if row.warning:
+            self.warned += 1
             self.warning.append(pid)
+            if len(self.warning) > 2 * MAX_LISTED:
+                self.warning = least(self.warning)
         if row.error:
-            self.errors.append(f"{pid}: {row.error}")
+            self.errored += 1
+            if len(self.errors) < MAX_LISTED:
+                self.errors.append(f"{pid}: {row.error}")
         caveats: set[str] = set()
         for s in row.statements:
             self.rules[s.rule] += 1
@@ -60,8 +68,10 @@ class Tally:
         self.patients += other.patients
         self.evaluated += other.evaluated
         self.on_subject += other.on_subject
-        self.warning.extend(other.warning)
-        self.errors.extend(other.errors)
+        self.warned += other.warned
+        self.warning = least([*self.warning, *other.warning])
+        self.errored += other.errored
+        self.errors = (self.errors + other.errors)[:MAX_LISTED]
         self.rules.update(other.rules)
         self.caveats.update(other.caveats)
         self.undetermined.update(other.undetermined)
@@ -70,6 +80,14 @@ class Tally:
             self.texts.setdefault(rule, text)
         self.damaged += other.damaged
         self.cpu += other.cpu
+
+
+def least(ids: list[str]) -> list[str]:
+    """The MAX_LISTED least of some patient ids, sorted: what the summary lists, in bounded
+    memory whatever the population's size."""
+    if len(ids) <= MAX_LISTED:
+        return sorted(ids)
+    return heapq.nsmallest(MAX_LISTED, ids)
 
 
 class Count(BaseModel):
