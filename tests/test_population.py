@@ -581,3 +581,44 @@ def test_the_bulk_fixture_is_read_whole():
     assert summary.complete
     assert summary.patients == 40 and summary.patients_on_subject_drug >= 4
     assert summary.reading.resources_kept < summary.reading.resources_read / 2
+
+
+def test_orders_naming_a_medication_resource_are_read_through_it(tmp_path):
+    """Synthea writes no Medication resources, so these are made here: an order for clonazepam
+    given only as a medicationReference to a Medication in Medication.ndjson is the subject
+    drug; one naming a Medication the export lacks is kept, and its row says so."""
+    resources = [
+        {"resourceType": "Patient", "id": "a", "birthDate": "1990-01-01"},
+        {"resourceType": "Patient", "id": "b", "birthDate": "1990-01-01"},
+        {"resourceType": "Medication", "id": "clz", "code": MEDICATIONS[0]},
+        {
+            "resourceType": "MedicationRequest",
+            "id": "r1",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/a"},
+            "medicationReference": {"reference": "Medication/clz"},
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "id": "r2",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/b"},
+            "medicationReference": {"reference": "Medication/gone", "display": "clonazepam"},
+        },
+        {
+            "resourceType": "Condition",
+            "id": "c1",
+            "subject": {"reference": "Patient/a"},
+            "code": _concept(CONDITIONS[0]),
+        },
+    ]
+    root = write_export(tmp_path / "e", resources, files_per_type=1)
+    summary = run_population(root, kb=KB, out=tmp_path / "r.jsonl", everyone=True)
+    rows = by_patient(rows_of(tmp_path / "r.jsonl"))
+    assert summary.complete and set(rows) == {"a", "b"}
+    assert rows["a"]["on_subject_drug"] and rows["a"]["subject_orders"] == ["MedicationRequest/r1"]
+    assert "indication-seizures" in [s["rule"] for s in rows["a"]["statements"]]
+    assert rows["b"]["on_subject_drug"]  # read by the reference's display, as the mapping does
+    assert decide(resources[4], KB, {}).keep
