@@ -97,7 +97,14 @@ def render_page(
                 f"<div>{escape(st['text'])} {_caveats(st['caveats'], labels)}</div>"
                 for st in limiting
             )
-            undecided = ", ".join(escape(u["rule"]) for u in row["undetermined"]) or "none"
+            undecided = (
+                "".join(
+                    f"<div><code>{escape(u['rule'])}</code>: needs "
+                    f"{escape(', '.join(u['needs']) or 'nothing said')}</div>"
+                    for u in row["undetermined"]
+                )
+                or "none"
+            )
             add(
                 f"<tr class=warn><td><code>{escape(row['patient'])}</code></td><td>{cells}</td>"
                 f"<td>{undecided}</td></tr>"
