@@ -18,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -622,3 +623,50 @@ def test_orders_naming_a_medication_resource_are_read_through_it(tmp_path):
     assert "indication-seizures" in [s["rule"] for s in rows["a"]["statements"]]
     assert rows["b"]["on_subject_drug"]  # read by the reference's display, as the mapping does
     assert decide(resources[4], KB, {}).keep
+
+
+def copies(resources: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The patients n times over, each copy with ids of its own."""
+    ids = [r["id"] for r in resources if r["resourceType"] == "Patient"]
+    text = orjson.dumps(resources).decode()
+    out: list[dict[str, Any]] = []
+    for k in range(n):
+        copy = text
+        for pid in ids:
+            copy = copy.replace(pid, f"{pid}-{k}")
+        out.extend(orjson.loads(copy))
+    return out
+
+
+def test_sigterm_stops_the_run_and_leaves_nothing_behind(tmp_path):
+    root = write_export(tmp_path / "e", copies(synthea_resources(), 80))
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    out = tmp_path / "rows.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "engine",
+        "population",
+        str(root),
+        "--out",
+        str(out),
+        "--spill-dir",
+        str(spill),
+        "--workers",
+        "1",
+        "--partitions",
+        "16",
+    ]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        folder.is_dir() and any(folder.iterdir()) for folder in spill.glob("*/*")
+    ):
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "interrupted by SIGTERM" in err and "was left as it was" in err
+    assert list(spill.iterdir()) == []  # the partition files are gone
+    assert not out.exists() and not list(tmp_path.glob(".rows.jsonl.*"))

@@ -10,7 +10,6 @@ import signal
 import stat
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -31,8 +30,18 @@ from ..casefiles import cases_in, read_cases
 from ..fhir.cases import enable as enable_fhir
 from ..reading import Limits
 from ..reports import SUFFIXES, WRITERS, Summary, TableWriter
-from ..workers import MAX_WORKERS, STOP_SIGNALS, deferred_signals
-from .common import EXIT_INPUT, Abandon, Interrupted, Usage, load_pack, say, stderr, stdout
+from ..workers import MAX_WORKERS, deferred_signals
+from .common import (
+    EXIT_INPUT,
+    Abandon,
+    Interrupted,
+    Usage,
+    load_pack,
+    say,
+    signals_stop_the_command,
+    stderr,
+    stdout,
+)
 
 fcntl: Any
 try:
@@ -110,7 +119,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     target = output_target(args.out) if args.out else None  # refused now, not after the work
     summary = Summary(kb)
     limits = Limits(case_file=args.max_file_size, json_line=args.max_line_size)
-    with _signals_stop_the_batch(), atomic_output(args.out) as out:
+    with signals_stop_the_command(), atomic_output(args.out) as out:
         total = _count_cases(args.paths, limits) if show_progress else None
         writer = WRITERS[fmt](out, kb)
         if fmt == "table" and args.out is None:
@@ -149,44 +158,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
         style = "bold red" if summary.exit_code else "bold green"
         err.print(summary.counts_line(), style=style)
     return summary.exit_code
-
-
-@contextlib.contextmanager
-def _signals_stop_the_batch() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP raise `Interrupted` (a KeyboardInterrupt) in the main thread, to
-    be handled as Ctrl-C always was: stop the workers, remove the temporary files, say what was
-    done. The first also blocks all three in this thread and sets their handlers to do nothing,
-    so that cleanup runs once and quietly however many follow: they stay so, for the command is
-    about to exit. (Not SIG_IGN: Python warns of a signal that came while its handler was being
-    set to SIG_IGN; nor a handler left to the interpreter, which resets it as it exits.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    fired = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal fired
-        fired = True
-        for each in STOP_SIGNALS:
-            signal.signal(each, _nothing)
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        raise Interrupted(signum)
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, stop)
-    try:
-        yield
-    finally:
-        if not fired:
-            for signum, handler in previous.items():
-                if handler is not None:
-                    signal.signal(signum, handler)
-
-
-def _nothing(signum: int, frame: object) -> None:
-    pass
 
 
 class Output(NamedTuple):

@@ -9,8 +9,10 @@ import datetime as dt
 import errno
 import io
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +189,44 @@ def size(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def signals_stop_the_command() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise `Interrupted` (a KeyboardInterrupt) in the main thread, to
+    be handled as Ctrl-C always was: stop the workers, remove the temporary files, say what was
+    done (a batch, a population run). The first also blocks all three in this thread and sets
+    their handlers to do nothing, so that cleanup runs once and quietly however many follow: they
+    stay so, for the command is about to exit. (Not SIG_IGN: Python warns of a signal that came
+    while its handler was being set to SIG_IGN; nor a handler left to the interpreter, which
+    resets it as it exits.)"""
+    from ..workers import STOP_SIGNALS  # (here: most commands never start a worker)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    fired = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal fired
+        fired = True
+        for each in STOP_SIGNALS:
+            signal.signal(each, _nothing)
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        raise Interrupted(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        if not fired:
+            for signum, handler in previous.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+
+
+def _nothing(signum: int, frame: object) -> None:
+    pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,10 +12,22 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from ..knowledge_base import KnowledgeBase
 from ..population.output import OutputError
 from ..population.runner import run_population, summary_json
 from ..population.tally import PopulationSummary
-from .common import EXIT_FAILED, EXIT_INPUT, EXIT_OK, load_pack, say, stderr
+from ..workers import MAX_WORKERS
+from .common import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_OK,
+    Abandon,
+    Interrupted,
+    load_pack,
+    say,
+    signals_stop_the_command,
+    stderr,
+)
 
 SUFFIXES = {
     ".jsonl": "jsonl",
@@ -32,22 +45,36 @@ def cmd_population(args: argparse.Namespace) -> int:
     fmt = fmt or "jsonl"
     if args.workers is not None and args.workers < 1:
         raise OutputError("--workers must be at least 1")
+    if args.out and Path(args.out).is_dir():
+        raise OutputError(f"--out {args.out}: a folder; give a file name, e.g. rows.jsonl")
+    workers = args.workers
+    if workers is not None and workers > MAX_WORKERS:
+        if not args.quiet:
+            say(
+                err,
+                "note",
+                f"--workers {workers} is more than the most a run starts; running {MAX_WORKERS}",
+                style="bold yellow",
+            )
+        workers = MAX_WORKERS
     kb = load_pack(args.pack)
     show = not args.quiet and err.is_terminal
-    with _progress(show) as progress:
-        summary = run_population(
-            args.export,
-            kb=kb,
-            out=args.out,
-            fmt=fmt,  # type: ignore[arg-type]
-            as_of=args.as_of,
-            everyone=args.all,
-            workers=args.workers,
-            dask=args.dask,
-            spill_dir=args.spill_dir,
-            partitions=args.partitions,
-            progress=progress,
+    try:
+        with signals_stop_the_command(), _progress(show) as progress:
+            summary = _run(args, kb, fmt, workers, progress)
+    except KeyboardInterrupt as stop:
+        status = stop.status if isinstance(stop, Interrupted) else 130
+        what = "interrupted"
+        if isinstance(stop, Interrupted) and stop.signum != signal.SIGINT:
+            what += f" by {signal.Signals(stop.signum).name}"
+        kept = f"; {args.out} was left as it was" if args.out else ""
+        say(
+            err,
+            what,
+            f"stopped the workers and removed the partition files{kept}",
+            style="bold yellow",
         )
+        raise Abandon(status) from None
     if args.summary:
         Path(args.summary).write_bytes(summary_json(summary))
     if not args.quiet:
@@ -64,6 +91,28 @@ def cmd_population(args: argparse.Namespace) -> int:
     if summary.reading.unreadable or summary.reading.unreadable_more:
         return EXIT_INPUT
     return EXIT_OK
+
+
+def _run(
+    args: argparse.Namespace,
+    kb: KnowledgeBase,
+    fmt: str,
+    workers: int | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> PopulationSummary:
+    return run_population(
+        args.export,
+        kb=kb,
+        out=args.out,
+        fmt=fmt,  # type: ignore[arg-type]
+        as_of=args.as_of,
+        everyone=args.all,
+        workers=workers,
+        dask=args.dask,
+        spill_dir=args.spill_dir,
+        partitions=args.partitions,
+        progress=progress,
+    )
 
 
 @contextlib.contextmanager

@@ -164,6 +164,7 @@ def run_local(
             started(task[1], attempt, pid)
 
     crew = Crew(serve, slots=1)
+    stopped = True
     try:
         if progress and tasks:
             progress("reading", 0, total)
@@ -173,8 +174,12 @@ def run_local(
         _run_tasks(
             crew, [("evaluate", i) for i in range(partitions)], workers, finished, gave_up, sending
         )
+        stopped = False
     finally:
-        crew.close()
+        if stopped:  # Ctrl-C, a signal, an error: the workers are stopped now, not waited for
+            crew.kill()
+        else:
+            crew.close()
     cpu = time.process_time() - cpu0 + _children_cpu() - children0
     lost = {f.partition for f in failed}
     return Outcome(
