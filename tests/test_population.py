@@ -670,3 +670,106 @@ def test_sigterm_stops_the_run_and_leaves_nothing_behind(tmp_path):
     assert "interrupted by SIGTERM" in err and "was left as it was" in err
     assert list(spill.iterdir()) == []  # the partition files are gone
     assert not out.exists() and not list(tmp_path.glob(".rows.jsonl.*"))
+
+
+# -- what an independent review found -------------------------------------------------------------
+
+
+def test_a_reference_of_the_wrong_shape_costs_nothing_but_its_own_line(tmp_path):
+    """An order whose medicationReference.reference is an object once made the push-down raise,
+    and the whole file it was in was lost: now the order is kept, the mapping says what it could
+    not read, and every other line is read."""
+    resources = synthea_resources()
+    bad = {
+        "resourceType": "MedicationRequest",
+        "id": "odd",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{_clonazepam_patient()}"},
+        "medicationReference": {"reference": {"oops": 1}},
+    }
+    root = write_export(tmp_path / "e", [bad, *resources], files_per_type=1)
+    summary = run_population(root, kb=KB, out=tmp_path / "r.jsonl")
+    rows = by_patient(rows_of(tmp_path / "r.jsonl"))
+    assert summary.patients_evaluated == 4 and not summary.reading.unreadable
+    assert any("MedicationRequest/odd" in u for u in rows[_clonazepam_patient()]["unmapped"])
+
+
+def _clonazepam_patient() -> str:
+    return "908280b6-a47a-4d1a-9062-dbb5830e5308"  # clonazepam-active-epilepsy-anxiety.json
+
+
+def test_with_all_a_patient_known_only_from_resources_not_kept_has_a_row(tmp_path):
+    resources = [
+        {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "subject": {"reference": "Patient/ghost"},
+            "code": {"text": "heart rate"},
+        },
+        {
+            "resourceType": "Condition",
+            "id": "c1",
+            "subject": {"reference": "Patient/ghost"},
+            "clinicalStatus": {"coding": [{"code": "resolved"}]},
+            "code": {"text": "epilepsy"},
+        },
+    ]
+    root = write_export(tmp_path / "e", resources, files_per_type=1)
+    summary = run_population(root, kb=KB, out=tmp_path / "r.jsonl", everyone=True)
+    [row] = rows_of(tmp_path / "r.jsonl")
+    assert summary.patients == 1 and row["patient"] == "ghost"
+    assert any("no Patient resource" in u for u in row["unmapped"])
+
+
+def test_a_line_too_long_to_hold_is_reported_not_read(tmp_path, monkeypatch):
+    import engine.population.export as export_module
+
+    monkeypatch.setattr(export_module, "MAX_LINE", 4096)  # (workers fork after this)
+    resources = synthea_resources()
+    root = write_export(tmp_path / "e", resources, files_per_type=1)
+    with open(root / "Patient.1.ndjson", "ab") as f:
+        f.write(orjson.dumps({"resourceType": "Patient", "id": "big", "text": "x" * 20_000}))
+        f.write(b"\n")
+        f.write(orjson.dumps({"resourceType": "Patient", "id": "after"}) + b"\n")
+    summary = run_population(root, kb=KB, out=tmp_path / "r.jsonl", everyone=True)
+    [problem] = summary.reading.unreadable
+    assert (problem.file, problem.line) == ("Patient.1.ndjson", 10)
+    assert "longer than" in problem.reason
+    assert "after" in {r["patient"] for r in rows_of(tmp_path / "r.jsonl")}
+
+
+def test_a_full_disk_stops_the_run_and_leaves_out_as_it_was(export, tmp_path, monkeypatch):
+    """Fault injection (no disk can be filled here on demand): the spill's writes fail as a
+    full disk makes them fail. The run stops with a message naming the folder and --spill-dir,
+    is not retried, and the output file is not replaced."""
+    import errno
+
+    import engine.population.spill as spill_module
+    from engine.population.local import OutOfSpace
+
+    def full(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spill_module, "_flush", full)  # (workers fork after this)
+    out = tmp_path / "rows.jsonl"
+    out.write_text("the previous rows\n")
+    with pytest.raises(OutOfSpace, match=r"no space left in .* --spill-dir"):
+        run_population(export, kb=KB, out=out, spill_dir=tmp_path, workers=2)
+    assert out.read_text() == "the previous rows\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]  # the partitions are gone
+
+
+def test_a_damaged_gzip_file_says_after_which_line(tmp_path):
+    root = write_export(
+        tmp_path / "e", synthea_resources(), files_per_type=1, gzip_types=("Condition",)
+    )
+    path = root / "Condition.1.ndjson.gz"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    summary = run_population(root, kb=KB, out=tmp_path / "r.jsonl")
+    [problem] = summary.reading.unreadable
+    assert problem.file == "Condition.1.ndjson.gz" and problem.line > 1
+    assert f"after line {problem.line - 1:,}" in problem.reason
+    assert str(root) not in problem.reason

@@ -86,7 +86,14 @@ def cmd_population(args: argparse.Namespace) -> int:
             f"partition {failure.partition} ({failure.patients:,} patients) "
             f"failed twice: {failure.attempts[-1]}",
         )
-    if summary.failed_partitions or summary.patient_errors:
+    if summary.spill_lines_damaged:
+        say(
+            err,
+            "failed",
+            f"{summary.spill_lines_damaged:,} lines of the partition files could "
+            "not be read back: the disk of --spill-dir changed them",
+        )
+    if summary.failed_partitions or summary.patient_errors or summary.spill_lines_damaged:
         return EXIT_FAILED
     if summary.reading.unreadable or summary.reading.unreadable_more:
         return EXIT_INPUT

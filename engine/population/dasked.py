@@ -222,34 +222,35 @@ def _run(
     evaluated = grouped.map(evaluate_group, root, kb.digest, medications, as_of, everyone)
     reads = counts.to_delayed()
     futures = client.compute([*reads, *evaluated.to_delayed()])
-    for future in futures[: len(reads)]:
-        for part in future.result():
-            reading.merge(part)
-    futures = futures[len(reads) :]
+    for chunk, future in zip(chunks, futures[: len(reads)], strict=True):
+        try:
+            for part in future.result():
+                reading.merge(part)
+        except Exception as exc:  # a reading task that failed for good (its partitions fail too)
+            reading.problem(chunk[1], 0, f"could not be read on the cluster: {_said(exc)}")
+    numbered = {future: i for i, future in enumerate(futures[len(reads) :])}
     tally = Tally()
     failed: list[FailedPartition] = []
-    rows: dict[int, list[bytes]] = {}
-    for i, future in enumerate(futures):
+    files = []
+    for future in distributed.as_completed(list(numbered)):  # each written, then let go
         try:
             results = future.result()
-        except Exception as exc:  # KilledWorker twice, or an error in the task
+        except Exception as exc:  # KilledWorker past the allowed failures, or an error
             failed.append(
                 FailedPartition(
-                    partition=f"dask-{i:05d}",
-                    patients=None,
-                    attempts=[f"{type(exc).__name__}: {exc}"],
+                    partition=f"dask-{numbered[future]:05d}", patients=None, attempts=[_said(exc)]
                 )
             )
             continue
+        finally:
+            future.release()
         for index, lines, part_tally in results:
-            rows[index] = lines
+            path = directory / f"rows-{index:05d}.jsonl"
+            with open(path, "wb") as out:
+                out.writelines(line + b"\n" for line in lines)
+            files.append(path)
             tally.merge(part_tally)
-    files = []
-    for index in sorted(rows):
-        path = directory / f"rows-{index:05d}.jsonl"
-        with open(path, "wb") as out:
-            out.writelines(line + b"\n" for line in rows[index])
-        files.append(path)
+    files.sort()
     wall = time.monotonic() - started
     return Outcome(
         reading=reading,
@@ -263,6 +264,10 @@ def _run(
             "wall": round(wall, 3),
         },
     )
+
+
+def _said(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
 def _type(export: Export, chunk: Chunk) -> str | None:

@@ -32,6 +32,16 @@ class ExportError(CaveatError):
     """An export that cannot be read at all (no directory, no NDJSON file, a broken manifest)."""
 
 
+class DamagedFile(ExportError):
+    """A file that cannot be read past a line (a damaged gzip stream, an I/O error): what came
+    before it was read."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line:,}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
 class OutputFile(BaseModel):
     """One entry of a Bulk Data manifest's `output`."""
 
@@ -147,7 +157,8 @@ def as_of_date(
             )
         except ValueError:
             raise ExportError(
-                f"manifest transactionTime {stamp[:60]!r} is not an instant; give --as-of DATE"
+                f"{MANIFEST}: transactionTime {stamp[:60]!r} is not an instant (like "
+                "2025-06-01T08:00:00Z); fix it, or give --as-of DATE"
             ) from None
     return today, "today"
 
@@ -159,22 +170,41 @@ class Line(BaseModel):
     line: int = Field(description="the line's number, from 1")
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def read_lines(path: Path) -> Iterator[tuple[int, bytes | str]]:
     """The non-blank lines of an NDJSON file (gzip-compressed when its name ends .gz), numbered
-    from 1. A damaged gzip stream raises ExportError naming the file and the last line read."""
+    from 1; a line longer than MAX_LINE is given as why it was not read (a str), never held
+    whole. A damaged file raises DamagedFile at the first line it cannot give."""
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
     number = 0
     try:
-        opener: Any = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as stream:
-            for raw in stream:
-                number += 1
-                if raw.strip():
-                    yield number, raw
+            for number, raw in _numbered(stream, 1, None):
+                yield number, raw
     except (OSError, EOFError, zlib.error) as exc:
-        raise ExportError(
-            f"{path}: cannot be read after line {number:,} ({exc}); the export is damaged or "
-            "was not downloaded whole"
+        raise DamagedFile(
+            number + 1,
+            f"cannot be read after line {number:,} ({exc}): the file is damaged or was not "
+            "downloaded whole; the lines before were read",
         ) from None
+
+
+def _numbered(stream: Any, first: int, size: int | None) -> Iterator[tuple[int, bytes | str]]:
+    """Lines from `stream`, numbered from `first`, until `size` bytes were read (None: to the
+    end), each read MAX_LINE bytes at most at a time."""
+    number, done = first - 1, 0
+    while size is None or done < size:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        done += len(raw)
+        number += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):  # the rest of the line, a piece at a time
+                raw = stream.readline(MAX_LINE)
+                done += len(raw)
+            yield number, f"longer than {MAX_LINE // (1024 * 1024)} MB: not read"
+        elif raw.strip():
+            yield number, raw
 
 
 Chunk = tuple[str, str, int, int, int]  # (path, file name, start, end or -1, first line's number)
@@ -207,23 +237,18 @@ def chunks_of(file: ExportFile, size: int = CHUNK_BYTES) -> list[Chunk]:
     return out
 
 
-def chunk_lines(chunk: Chunk) -> Iterator[tuple[int, bytes]]:
-    """The non-blank lines of a chunk, numbered as in their file."""
+def chunk_lines(chunk: Chunk) -> Iterator[tuple[int, bytes | str]]:
+    """The non-blank lines of a chunk, numbered as in their file (see read_lines)."""
     path, _, start, end, first = chunk
     if end < 0:
         yield from read_lines(Path(path))
         return
-    with open(path, "rb") as stream:
-        stream.seek(start)
-        number, at = first - 1, start
-        while at < end:
-            raw = stream.readline()
-            if not raw:
-                break
-            at += len(raw)
-            number += 1
-            if raw.strip():
-                yield number, raw
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(start)
+            yield from _numbered(stream, first, end - start)
+    except OSError as exc:
+        raise DamagedFile(first, f"bytes {start:,} to {end:,} cannot be read ({exc})") from None
 
 
 def parse_line(raw: bytes) -> dict[str, Any] | str:

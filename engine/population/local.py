@@ -18,6 +18,7 @@ what the push-down dropped); the parent holds the counts.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import pickle
 import resource
@@ -26,17 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from ..errors import BatchError
+from ..errors import BatchError, CaveatError
 from ..knowledge_base import KnowledgeBase
 from ..workers import Crew
 from .export import Chunk, Export, chunks_of
 from .partition import patient_rows
 from .spill import (
     Reading,
+    count_patients,
     is_medication_file,
     medication_lookup,
     read_medications,
@@ -73,13 +75,28 @@ def partition_name(index: int) -> str:
     return f"part-{index:05d}"
 
 
+class OutOfSpace(CaveatError):
+    """The disk of the partition files is full: the run cannot go on (and is not retried)."""
+
+
+class _NoSpace(NamedTuple):
+    """A worker's answer when its disk was full (not an error to retry: it would fail again)."""
+
+    why: str
+
+
+_medications: dict[str, list[dict[str, Any]]] = {}  # per process: spill folder -> resources
+
+
 def evaluate_spilled(
     kb: KnowledgeBase, directory: Path, index: int, as_of: dt.date, everyone: bool
 ) -> Tally:
     """Evaluate one partition into its rows file (written whole, then renamed into place); the
-    counts over its patients."""
+    counts over its patients. The Medication resources are read once per process."""
     groups, markers, damaged = read_partition(directory, index)
-    medications = read_medications(directory)
+    medications = _medications.get(str(directory))
+    if medications is None:
+        medications = _medications[str(directory)] = read_medications(directory)
     tally = Tally(damaged=damaged)
     target = rows_path(directory, index)
     temporary = target.with_suffix(".tmp")
@@ -125,16 +142,26 @@ def run_local(
     def serve(task: Any) -> Any:
         kind, index = task
         cpu = time.process_time()
-        if kind == "read":
-            got = spill_chunk(chunks[index], index, kb, directory, partitions, medications)
-            got.cpu_seconds += time.process_time() - cpu
-            return got
-        tallied = evaluate_spilled(kb, directory, index, as_of, everyone)
+        try:
+            if kind == "read":
+                got = spill_chunk(chunks[index], index, kb, directory, partitions, medications)
+                got.cpu_seconds += time.process_time() - cpu
+                return got
+            tallied = evaluate_spilled(kb, directory, index, as_of, everyone)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return _NoSpace(exc.strerror or str(exc))
+            raise
         tallied.cpu += time.process_time() - cpu
         return tallied
 
     def finished(task: tuple[str, int], value: Any) -> None:
         kind, index = task
+        if isinstance(value, _NoSpace):
+            raise OutOfSpace(
+                f"no space left in {directory.parent} for the partition files ({value.why}): "
+                "give --spill-dir on a disk with room for the resources the export keeps"
+            )
         if kind == "read":
             reading.merge(value)
             done["bytes"] += sizes[index]
@@ -154,9 +181,9 @@ def run_local(
             at = "" if end < 0 else f" (bytes {start:,} to {end:,}, from line {line:,})"
             reading.problem(name, 0, f"could not be read{at}: {' / '.join(why)}")
         else:
-            groups, _, _ = read_partition(directory, index)
+            patients = count_patients(directory, index)
             failed.append(
-                FailedPartition(partition=partition_name(index), patients=len(groups), attempts=why)
+                FailedPartition(partition=partition_name(index), patients=patients, attempts=why)
             )
 
     def sending(task: tuple[str, int], attempt: int, pid: int) -> None:

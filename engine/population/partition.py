@@ -132,8 +132,19 @@ def patient_rows(
             data = data + referred(data, index)
         row = patient_row(pid, data, kb, as_of, everyone)
         if row is not None and markers and pid in markers:
-            row.also_unrecognised = sorted(set(markers[pid]), key=str.casefold)
+            row.also_unrecognised = _once(markers[pid])
         yield pid, row
+
+
+def _once(items: list[str]) -> list[str]:
+    """Items each once whatever their case, under the least spelling (as the scenario's reading
+    reports an item given twice), sorted."""
+    least: dict[str, str] = {}
+    for item in items:
+        key = item.casefold()
+        if key not in least or item < least[key]:
+            least[key] = item
+    return sorted(least.values(), key=str.casefold)
 
 
 def referred(

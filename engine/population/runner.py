@@ -18,7 +18,7 @@ import orjson
 from ..errors import CaveatError
 from ..knowledge_base import KnowledgeBase, load_knowledge_base
 from .export import as_of_date, open_export
-from .local import Outcome, Progress, Started, run_local
+from .local import Outcome, OutOfSpace, Progress, Started, run_local
 from .output import (
     FORMATS,
     Format,
@@ -102,14 +102,25 @@ def run_population(
                 export, pack, work, dask, partitions=count, as_of=when, everyone=everyone
             )
             engine = f"dask ({dask})"
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutOfSpace(
+                f"no space left in {work.parent} for the partition files ({exc.strerror}): give "
+                "--spill-dir on a disk with room for the resources the export keeps"
+            ) from None
+        raise
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    try:
         summary = summarise(outcome, pack, export_dir, when, source, everyone, engine, count)
         _write(summary, outcome, pack, target, fmt, stdout)
         return summary
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and target is not None:
             raise PopulationError(
-                f"no space left for the partitions in {work.parent} ({exc.strerror}): give "
-                "--spill-dir on a disk with room for the resources the export keeps"
+                f"no space left to write {target} ({exc.strerror}); it was left as it was"
             ) from None
         raise
     finally:
@@ -147,6 +158,7 @@ def summarise(
         undetermined=counts(t.undetermined, t.texts),
         unrecognised=counts(t.unrecognised, words, TOP_CODES),
         patient_errors=t.errors,
+        spill_lines_damaged=t.damaged,
         failed_partitions=outcome.failed,
         seconds=outcome.seconds,
     )

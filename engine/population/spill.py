@@ -6,11 +6,13 @@ is ever held in memory.
 The export is read in chunks (a file, or a byte range of a large uncompressed one: engine.
 population.export.chunks_of), each by any worker; chunk C writes `part-P/C.ndjson` for each
 partition P it has lines for, so a chunk read again after a crash replaces only its own files.
-A line of a spill file is a kept resource, as the export wrote it, or a marker
+A line of a spill file is a kept resource, as the export wrote it; a marker
 `["u", patient, item]` for an item not recognised whose resource was not kept (engine.population.
-pushdown), so that the patient's row can still list it. Medication resources (which belong to no
-patient) go to `medications/C.ndjson`; the Medication files of the export are read first, so that
-the push-down can see what an order's `medicationReference` names.
+pushdown), so that the patient's row can still list it; or `["p", patient]` for a patient the
+chunk saw only in resources it did not keep (so that `--all` gives them a row too). Medication
+resources (which belong to no patient) go to `medications/C.ndjson`; the Medication files of the
+export are read first, so that the push-down can see what an order's `medicationReference`
+names.
 
 Writes are buffered in memory up to a bound and appended to the files in turns, so the number of
 partitions is not limited by how many files a process may hold open.
@@ -29,8 +31,8 @@ import orjson
 from pydantic import BaseModel, Field
 
 from ..knowledge_base import KnowledgeBase
-from .export import Chunk, Export, ExportError, chunk_lines, parse_line
-from .pushdown import decide, medication_index, patient_of
+from .export import Chunk, DamagedFile, Export, chunk_lines, parse_line
+from .pushdown import KEEP, decide, medication_index, patient_of
 
 BUFFERED = 8 * 1024 * 1024  # bytes of spilled lines a chunk holds before writing them out
 PARTITION_BYTES = 32 * 1024 * 1024  # export bytes (uncompressed) per partition, roughly
@@ -125,8 +127,13 @@ def sort_chunk(
     if chunk[2] == 0:
         reading.files += 1
     dropped: Counter[str] = Counter()
+    placed: set[str] = set()  # patients with a line in the spill from this chunk
+    unplaced: set[str] = set()  # patients seen here only in resources that were not kept
     try:
         for number, raw in chunk_lines(chunk):
+            if isinstance(raw, str):  # a line too long to hold
+                reading.problem(name, number, raw)
+                continue
             resource = parse_line(raw)
             if isinstance(resource, str):
                 reading.problem(name, number, resource)
@@ -147,19 +154,28 @@ def sort_chunk(
                 else:
                     dropped[rtype] += 1
                 continue
-            decision = decide(resource, kb, medications)
+            try:
+                decision = decide(resource, kb, medications)
+            except Exception:  # (a shape nothing foresaw: kept, for the mapping to report)
+                decision = KEEP
             if decision.item and decision.words and len(reading.words) < MAX_WORDS:
                 reading.words.setdefault(decision.item, decision.words)
             where = bucket(pid, partitions)
             if decision.keep:
                 reading.resources_kept += 1
+                placed.add(pid)
                 yield where, line
             else:
                 dropped[decision.why] += 1
                 if decision.item:
+                    placed.add(pid)
                     yield where, orjson.dumps(["u", pid, decision.item]) + b"\n"
-    except ExportError as exc:
-        reading.problem(name, 0, str(exc))
+                elif pid not in placed:
+                    unplaced.add(pid)
+    except DamagedFile as exc:
+        reading.problem(name, exc.line, exc.reason)
+    for pid in unplaced - placed:  # so that --all gives them a row, and they are counted
+        yield bucket(pid, partitions), orjson.dumps(["p", pid]) + b"\n"
     total = Counter(reading.dropped)
     total.update(dropped)
     reading.dropped = dict(total)
@@ -246,8 +262,9 @@ def group_lines(
         except orjson.JSONDecodeError:
             damaged += 1
             continue
-        if isinstance(value, list):
-            markers.setdefault(value[1], []).append(value[2])
+        if isinstance(value, list):  # ["u", patient, item] or ["p", patient]
+            if value[0] == "u":
+                markers.setdefault(value[1], []).append(value[2])
             groups.setdefault(value[1], [])
             continue
         pid = patient_of(value)
@@ -267,6 +284,22 @@ def read_partition(
                 yield from stream
 
     return group_lines(lines())
+
+
+def count_patients(directory: Path, index: int) -> int:
+    """How many patients a partition holds, read a line at a time."""
+    seen: set[str] = set()
+    for path in partition_files(directory, index):
+        with open(path, "rb") as stream:
+            for raw in stream:
+                try:
+                    value = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                pid = value[1] if isinstance(value, list) else patient_of(value)
+                if isinstance(pid, str):
+                    seen.add(pid)
+    return len(seen)
 
 
 def read_medications(directory: Path) -> list[dict[str, Any]]:

@@ -137,6 +137,11 @@ class PopulationSummary(BaseModel):
         "codes the pack should learn next"
     )
     patient_errors: list[str] = Field(description="patients that could not be evaluated, and why")
+    spill_lines_damaged: int = Field(
+        0,
+        description="lines of the partition files that could not be read back (the disk "
+        "changed them after they were written): those patients' rows may lack them",
+    )
     failed_partitions: list[FailedPartition] = Field(
         description="partitions that failed twice: their patients have no row"
     )
