@@ -362,6 +362,18 @@ def create_app(config: ServiceConfig) -> FastAPI:
         text = json.dumps(json_schema(name), ensure_ascii=False)  # type: ignore[arg-type]
         return Response(text.encode(), media_type=JSON)
 
+    @app.get("/", include_in_schema=False)
+    async def preview() -> Response:
+        """The card preview (engine/service/preview.py); under --auth jwks a notice instead: a
+        page in a browser cannot sign the JWTs every CDS endpoint then requires."""
+        from .preview import headers, notice_page, preview_page
+
+        if config.verifier is None:
+            page, policy = preview_page(config.packs, config.as_of)
+        else:
+            page, policy = notice_page()
+        return Response(page, media_type="text/html", headers=headers(policy))
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return _json(
