@@ -64,6 +64,11 @@ class Record(NamedTuple):
     problems: list[str]
     applied: list[tuple[str, str, tuple[str, ...]]]  # (rule, category, caveat codes)
     undetermined: list[str]
+    description: str | None = None
+    inputs: str | None = None  # the scenario in a line
+    rejected: bool = False  # rejected as bad input, as the case expected
+    needs: dict[str, list[str]] | None = None  # undetermined rule -> what would decide it
+    detail: dict[str, Any] | None = None  # the result, for a report's expandable row
 
 
 Output = Literal["outcomes", "records", "lines"]
@@ -119,7 +124,35 @@ def record_of(outcome: Outcome) -> Record:
         problems=list(outcome.problems),
         applied=applied,
         undetermined=[u.rule for u in result.undetermined] if result else [],
+        description=outcome.description,
+        inputs=outcome.inputs,
+        rejected=outcome.rejected,
+        needs={u.rule: list(u.needs) for u in result.undetermined} if result else None,
+        detail=detail_of(result) if result else None,
     )
+
+
+def detail_of(result: Result) -> dict[str, Any]:
+    """What a person reading a report expands a case's row to: every statement with its caveats
+    (and the source's words behind each) and its quote, every undetermined rule with what would
+    decide it, what the pack does not cover and what it did not recognise."""
+    return {
+        "statements": [
+            {
+                "rule": s.rule,
+                "text": s.text,
+                "caveats": [(c.code, c.label, c.support) for c in s.caveats],
+                "quote": s.evidence.quote,
+                "because": [f"{b.fact} {b.test}" for b in s.because],
+            }
+            for s in result.statements
+        ],
+        "undetermined": [
+            {"rule": u.rule, "text": u.text, "needs": list(u.needs)} for u in result.undetermined
+        ],
+        "not_covered": [f"{n.input} ({n.label}): {n.reason}" for n in result.not_covered],
+        "unrecognized": [f"{u.input}: {u.reason}" for u in result.unrecognized],
+    }
 
 
 class Tally(NamedTuple):

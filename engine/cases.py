@@ -161,6 +161,13 @@ class Outcome(BaseModel):
         default_factory=list,
         description="what a case in another format (a FHIR Bundle) held that could not be read",
     )
+    description: str | None = Field(None, description="the case's description, if it has one")
+    inputs: str | None = Field(
+        None, description="the scenario in a line, for people (age, conditions, medications, ...)"
+    )
+    rejected: bool = Field(
+        False, description="the scenario was rejected as bad input, as the case expected"
+    )
 
 
 # Readers of cases written in other formats, added by edge packages (engine.fhir adds FHIR
@@ -168,6 +175,45 @@ class Outcome(BaseModel):
 # scenario mapping with notes on what it could not read, or None when the data is not its format.
 CaseReader = Callable[["KnowledgeBase", Any, str], "tuple[dict[str, Any], list[str]] | None"]
 READERS: list[CaseReader] = []
+
+
+def inputs_line(scenario: Any) -> str:
+    """A scenario in a line, for a person reading a report: "age 30 · conditions: panic
+    disorder, G40.909 (ICD-10-CM) · medications: none · therapy: intent continuous, 3.5 years".
+    Written from the scenario as given, whatever its shape (a case may expect it to be refused)."""
+    if not isinstance(scenario, Mapping):
+        return f"(not a mapping: {type(scenario).__name__})"
+    parts = []
+    patient = scenario.get("patient")
+    age = patient.get("age") if isinstance(patient, Mapping) else None
+    parts.append(f"age {_said(age)}" if age is not None else "age not given")
+    for field in ("conditions", "medications"):
+        items = scenario.get(field)
+        if isinstance(items, list):
+            listed = ", ".join(_item(i) for i in items[:8]) or "none"
+            more = f" and {len(items) - 8:,} more" if len(items) > 8 else ""
+            parts.append(f"{field}: {listed}{more}")
+        elif items is not None:
+            parts.append(f"{field}: {_said(items)}")
+    therapy = scenario.get("therapy")
+    if isinstance(therapy, Mapping) and therapy:
+        said = ", ".join(f"{k.replace('_', ' ')} {_said(v)}" for k, v in list(therapy.items())[:6])
+        parts.append(f"therapy: {said}")
+    elif therapy is not None:
+        parts.append(f"therapy: {_said(therapy)}")
+    return " · ".join(parts)
+
+
+def _item(item: Any) -> str:
+    if isinstance(item, Mapping) and "code" in item:
+        return f"{_said(item.get('code'))} ({_said(item.get('system'))})"
+    return _said(item)
+
+
+def _said(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def register_reader(reader: CaseReader) -> None:
@@ -200,6 +246,9 @@ def _outcome(plain: bool, **values: Any) -> Outcome:
             "problems": values.get("problems", []),
             "result": values.get("result"),
             "notes": values.get("notes", []),
+            "description": values.get("description"),
+            "inputs": values.get("inputs"),
+            "rejected": values.get("rejected", False),
         },
     )
 
@@ -233,6 +282,8 @@ def run_case(
     except ScenarioError as exc:
         return _outcome(plain, **base, status="error", problems=[str(p) for p in exc.problems])
     expect = case.expect
+    base["description"] = case.description
+    base["inputs"] = inputs_line(case.scenario)
     try:
         result = run(
             kb,
@@ -245,7 +296,7 @@ def run_case(
     except ScenarioError as exc:
         problems = [str(p) for p in exc.problems]
         if expect is not None and expect.error:
-            return _outcome(plain, **base, status="pass", problems=problems)
+            return _outcome(plain, **base, status="pass", problems=problems, rejected=True)
         return _outcome(plain, **base, status="error", problems=problems)
     except EngineError as exc:  # durable_rules failed on this case: the case's error, not the run's
         problem = f"the engine failed on this case: {exc}"

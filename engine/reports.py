@@ -26,8 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .batch import JSON_LINES, Chunk, Frame, Record
-from .cleantext import code_span, markdown, markdown_code, no_surrogates, url_part
-from .cleantext import html_text as _h
+from .cleantext import code_span, markdown, markdown_code, no_surrogates
 from .cleantext import terminal_text as _t
 from .knowledge_base import KnowledgeBase
 from .render import DISCLAIMER
@@ -52,6 +51,11 @@ class Row:
     problems: list[str]
     applied: dict[str, tuple[str, ...]]
     undetermined: list[str]
+    description: str | None = None
+    inputs: str | None = None
+    rejected: bool = False
+    needs: dict[str, list[str]] = field(default_factory=dict)
+    detail: dict[str, Any] | None = None
 
     @property
     def where(self) -> str:
@@ -103,6 +107,11 @@ class Summary:
             problems=record.problems,
             applied={rule: caveats for rule, _, caveats in record.applied},
             undetermined=record.undetermined,
+            description=record.description,
+            inputs=record.inputs,
+            rejected=record.rejected,
+            needs=record.needs or {},
+            detail=record.detail,
         )
         if keep_listed:
             listed.append(row)
@@ -135,9 +144,9 @@ class Summary:
 
     def counts_line(self) -> str:
         return (
-            f"{self.cases} cases: {self.status['pass']} passed, {self.status['fail']} failed, "
-            f"{self.status['error']} errors, {self.status['evaluated']} evaluated without "
-            "expectations" + (" (interrupted)" if self.interrupted else "")
+            f"{self.cases:,} cases: {self.status['pass']:,} passed, {self.status['fail']:,} "
+            f"failed, {self.status['error']:,} errors, {self.status['evaluated']:,} evaluated "
+            "without expectations" + (" (interrupted)" if self.interrupted else "")
         )
 
     def actual(self, row: Row) -> str:
@@ -157,6 +166,8 @@ class Writer:
 
     frame: ClassVar[Frame | None] = None  # how it wants each case's JSON record framed, if at all
     kernel_copy = True  # copy spool files with sendfile, until the output or system refuses
+    all_rules = False  # (html) a column for every rule, not only those the batch gave
+    list_cases = False  # (table) a line per case, with its statements and caveats
 
     def __init__(self, out: BinaryIO, kb: KnowledgeBase) -> None:
         self.out = out
@@ -275,6 +286,8 @@ class TableWriter(Writer):
                     detail += "\n" + s.actual(row)
                 table.add_row(_t(row.case), _t(row.where), _t(detail, newlines=True))
             c.print(table)
+        if self.list_cases:
+            self._cases(s, c)
         table = Table(title="Statements by category", title_justify="left")
         table.add_column("category")
         table.add_column("statements", justify="right")
@@ -298,6 +311,25 @@ class TableWriter(Writer):
             c.print(table)
         c.print(_t(DISCLAIMER, "dim"))
 
+    def _cases(self, s: Summary, c: Console) -> None:
+        """A line per case: its status, and its statements with their caveats."""
+        shown = f" (the first {len(s.rows):,} of {s.cases:,})" if s.cases > len(s.rows) else ""
+        table = Table(title=f"Cases{shown}", title_justify="left")
+        table.add_column("case")
+        table.add_column("status")
+        table.add_column("statements [caveats]; ? undetermined")
+        for row in s.rows:
+            status = "rejected as expected" if row.rejected else row.status
+            if row.status == "evaluated":
+                status = "no expectations"
+            said = [
+                f"{rule} [{', '.join(codes)}]" if codes else rule
+                for rule, codes in row.applied.items()
+            ] + [f"? {rule}" for rule in row.undetermined]
+            text = "; ".join(said) or ("; ".join(row.problems) if row.problems else "none")
+            table.add_row(_t(row.case), _t(status), _t(text))
+        c.print(table)
+
 
 class MarkdownWriter(Writer):
     def end(self, s: Summary) -> None:
@@ -307,10 +339,13 @@ class MarkdownWriter(Writer):
         w(f"# Batch report: {markdown(ref.id)} {markdown(ref.version)}\n\n")
         unreleased = "" if ref.released else " (changes not yet released under this version)"
         w(f"Pack digest {code_span(ref.digest)}{unreleased}.\n\n")
-        w("| cases | passed | failed | errors | evaluated |\n|---:|---:|---:|---:|---:|\n")
         w(
-            f"| {s.cases} | {s.status['pass']} | {s.status['fail']} | {s.status['error']} | "
-            f"{s.status['evaluated']} |\n\n"
+            "| cases | passed | failed | errors | without expectations |\n"
+            "|---:|---:|---:|---:|---:|\n"
+        )
+        w(
+            f"| {s.cases:,} | {s.status['pass']:,} | {s.status['fail']:,} | "
+            f"{s.status['error']:,} | {s.status['evaluated']:,} |\n\n"
         )
         if s.interrupted:
             w("**Interrupted:** the counts cover the cases done before the run was stopped.\n\n")
@@ -341,151 +376,8 @@ class MarkdownWriter(Writer):
         self.text("".join(parts))
 
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#1d1d1f}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0}
-th,td{border:1px solid #d0d0d7;padding:.25rem .5rem;vertical-align:top;text-align:left}
-th{background:#f3f3f6}td.n{text-align:right}
-.counts td{font-size:1.2rem;text-align:center}.bad{color:#b00020}.good{color:#0a7a32}
-.fail{background:#fdecee}.error{background:#fff4e0}
-.matrix{font-size:12px}.matrix th.rule{writing-mode:vertical-rl;transform:rotate(180deg);
-white-space:nowrap;max-height:16rem}
-.matrix td.cell{text-align:center;min-width:1.4rem;cursor:help}
-.matrix td.applied{background:#e3f4e8}.matrix td.maybe{background:#f1ecfa;color:#5b3d99}
-.cav{display:block;font-size:10px;color:#8a5a00}
-.note{color:#666}code{background:#f3f3f6;padding:0 .2rem}
-.support{font-size:12px;color:#6b4a00;margin:.1rem 0}
-"""
-
-
-def _anchor(case: str) -> str:
-    return "case-" + url_part(case)
-
-
-class HtmlWriter(Writer):
-    """One self-contained page: no network, no external assets; the quote shows on hover."""
-
-    def end(self, s: Summary) -> None:
-        kb, ref = self.kb, self.kb.ref
-        parts: list[str] = []
-        add = parts.append
-        add('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8"/>\n')
-        add(f"<title>Batch report: {_h(ref.id)} {_h(ref.version)}</title>\n")
-        add(f"<style>{_CSS}</style>\n</head>\n<body>\n")
-        add(f"<h1>Batch report: {_h(ref.id)} {_h(ref.version)}</h1>\n")
-        unreleased = "" if ref.released else " (changes not yet released under this version)"
-        add(
-            f'<p class="note">Pack digest <code>{_h(ref.digest)}</code>{unreleased}. '
-            f"{_h(DISCLAIMER)}</p>\n"
-        )
-        cls = "bad" if s.exit_code else "good"
-        add(
-            '<table class="counts"><tr><th>cases</th><th>passed</th><th>failed</th>'
-            "<th>errors</th><th>evaluated</th></tr>\n"
-        )
-        add(
-            f'<tr class="{cls}"><td>{s.cases}</td><td>{s.status["pass"]}</td>'
-            f"<td>{s.status['fail']}</td><td>{s.status['error']}</td>"
-            f"<td>{s.status['evaluated']}</td></tr></table>\n"
-        )
-        if s.interrupted:
-            add(
-                '<p class="bad">Interrupted: the report covers the cases done before the run '
-                "was stopped.</p>\n"
-            )
-        for title, rows, key in (("Failures", s.failures, "fail"), ("Errors", s.errors, "error")):
-            if not rows:
-                continue
-            add(
-                f"<h2>{title} ({s.status[key]})</h2>\n<table>\n<tr><th>case</th><th>where</th>"
-                f"<th>{'expected vs actual' if key == 'fail' else 'problem'}</th></tr>\n"
-            )
-            for row in rows:
-                lines = list(row.problems) + ([s.actual(row)] if key == "fail" else [])
-                detail = "<br/>".join(_h(p) for p in lines)
-                add(
-                    f'<tr class="{key}"><td><a href="#{_h(_anchor(row.case))}">{_h(row.case)}'
-                    f"</a></td><td>{_h(row.where)}</td><td>{detail}</td></tr>\n"
-                )
-            add("</table>\n")
-            if s.status[key] > len(rows):
-                add(f'<p class="note">{s.status[key] - len(rows)} more not listed.</p>\n')
-        self._matrix(s, add)
-        add("<h2>Statements by category</h2>\n")
-        add("<table><tr><th>category</th><th>statements</th></tr>\n")
-        for category, n in s.categories.most_common():
-            add(f'<tr><td>{_h(_category_label(kb, category))}</td><td class="n">{n}</td></tr>\n')
-        add(
-            "</table>\n<h2>Rules</h2>\n<table><tr><th>rule</th><th>statement</th>"
-            "<th>caveats, and the source's words behind each</th><th>applied</th>"
-            "<th>undetermined</th></tr>\n"
-        )
-        for index, rule in enumerate(kb.rules):
-            caveats = "".join(
-                f'<div class="support"><code>{_h(c.code)}</code> “{_h(c.support)}”</div>'
-                for c in kb.caveat_notes[index]
-            )
-            add(
-                f"<tr><td><code>{_h(rule.id)}</code></td><td>{_h(rule.statement)}</td>"
-                f"<td>{caveats}</td>"
-                f'<td class="n">{s.rules[rule.id]}</td>'
-                f'<td class="n">{s.undetermined[rule.id]}</td></tr>\n'
-            )
-        add(
-            "</table>\n<h2>Caveats</h2>\n<table><tr><th>caveat</th><th>meaning</th><th>times</th>"
-            "</tr>\n"
-        )
-        for code, n in s.caveats.most_common():
-            meaning = kb.caveats[code].meaning if code in kb.caveats else ""
-            add(
-                f"<tr><td><code>{_h(code)}</code></td><td>{_h(meaning)}</td>"
-                f'<td class="n">{n}</td></tr>\n'
-            )
-        add("</table>\n</body>\n</html>\n")
-        self.text("".join(parts))
-
-    def _matrix(self, s: Summary, add: Any) -> None:
-        kb = self.kb
-        rules = [r for r in kb.rules if not r.background or s.rules[r.id]]
-        order = {"fail": 0, "error": 1}
-        rows = sorted(s.rows, key=lambda r: order.get(r.status, 2))  # failures first
-        add(
-            '<h2>Cases × rules</h2>\n<p class="note">✓ applied (caveats below it), ? '
-            "undetermined. Hover a cell or a rule for the quote."
-        )
-        if s.cases > len(s.rows):
-            add(f" The matrix shows the first {len(s.rows)} of {s.cases} cases.")
-        add('</p>\n<table class="matrix">\n<tr><th>case</th><th>status</th>')
-        supports = {
-            rule.id: "".join(
-                f"\n{c.code}: “{c.support}”" for c in kb.caveat_notes[kb.rule_index[rule.id]]
-            )
-            for rule in rules
-        }
-        for rule in rules:
-            tip = f"{rule.statement}\n“{rule.evidence.quote}”{supports[rule.id]}"
-            add(f'<th class="rule" title="{_h(tip)}">{_h(rule.id)}</th>')
-        add("</tr>\n")
-        for row in rows:
-            add(
-                f'<tr class="{_h(row.status)}" id="{_h(_anchor(row.case))}">'
-                f'<td title="{_h(row.where)}">{_h(row.case)}</td><td>{_h(row.status)}</td>'
-            )
-            for rule in rules:
-                words = f"“{rule.evidence.quote}”{supports[rule.id]}"
-                if rule.id in row.applied:
-                    cav = "".join(f'<span class="cav">{_h(c)}</span>' for c in row.applied[rule.id])
-                    tip = f"{rule.id}: {words}"
-                    add(f'<td class="cell applied" title="{_h(tip)}">✓{cav}</td>')
-                elif rule.id in row.undetermined:
-                    tip = f"{rule.id} (undetermined): {words}"
-                    add(f'<td class="cell maybe" title="{_h(tip)}">?</td>')
-                else:
-                    add('<td class="cell"></td>')
-            add("</tr>\n")
-        add("</table>\n")
-
+# The HTML report, a page of its own (engine.report_html), which builds on the above.
+from .report_html import HtmlWriter  # noqa: E402
 
 WRITERS: dict[str, type[Writer]] = {
     "jsonl": JsonlWriter,

@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -239,16 +240,33 @@ def test_html_is_one_well_formed_self_contained_page(tmp_path: Path):
     assert text.startswith("<!DOCTYPE html>")
     root = ET.fromstring(text.split("\n", 1)[1])  # well-formed: parses as XML
     assert "http" not in " ".join(e.get("src", "") + e.get("href", "") for e in root.iter())
-    assert not [e for e in root.iter() if e.tag in ("script", "link", "img")]
+    assert not [e for e in root.iter() if e.tag in ("link", "img")]
+    assert all(not e.get("src") for e in root.iter("script"))  # one small inline script
     kb = load_knowledge_base()
     matrix = next(t for t in root.iter("table") if t.get("class") == "matrix")
-    header = [th.text for th in matrix.find("tr") if th.get("class") == "rule"]
-    assert header == [r.id for r in kb.rules if not r.background]
-    rows = [tr.get("id") for tr in matrix.findall("tr")[1:]]
+    header = [th.find("small").text for th in matrix.find("thead/tr")[1:]]
+    outcomes = [o for o in evaluate_many(read_cases([CASES]), knowledge_base=kb) if o.result]
+    given = {s.rule for o in outcomes for s in o.result.statements}
+    given |= {u.rule for o in outcomes for u in o.result.undetermined}
+    assert header == [r.id for r in kb.rules if r.id in given]  # the rules the batch gave
+    rows = [tr.get("id") for tr in matrix.find("tbody")]
     assert rows[0] == "case-failing-case"  # failures first
     assert sorted(rows) == sorted(f"case-{e.name}" for e in read_cases([CASES, failing]))
-    cell = next(td for td in matrix.iter("td") if "applied" in (td.get("class") or ""))
-    assert "“" in cell.get("title")  # the quote, on hover
+    cell = next(td for td in matrix.iter("td") if "maybe" in (td.get("class") or ""))
+    assert "needs " in "".join(cell.itertext())  # a ? names the fact that would decide it
+    details = next(matrix.iter("details"))
+    assert "“" in "".join(details.itertext())  # the quote, in the row's full result
+
+
+def test_html_all_rules_gives_every_rule_a_column(tmp_path: Path):
+    out = tmp_path / "r.html"
+    main(["batch", str(CASES / "bad-input.yaml"), "--out", str(out), "--quiet", "--all-rules"])
+    root = ET.fromstring(out.read_text().split("\n", 1)[1])
+    matrix = next(t for t in root.iter("table") if t.get("class") == "matrix")
+    header = [th.find("small").text for th in matrix.find("thead/tr")[1:]]
+    assert header == [r.id for r in load_knowledge_base().rules]
+    text = "".join(matrix.itertext())
+    assert "rejected as expected" in text
 
 
 def test_the_output_file_is_replaced_only_when_complete(tmp_path: Path):
@@ -264,7 +282,7 @@ def test_the_output_file_is_replaced_only_when_complete(tmp_path: Path):
     assert target.read_text() == "new\n"
 
 
-def test_ctrl_c_stops_the_workers_and_leaves_the_old_report(tmp_path: Path):
+def test_ctrl_c_stops_the_workers_keeps_the_old_report_and_writes_a_partial_one(tmp_path: Path):
     big = tmp_path / "big.jsonl"
     big.write_text(
         "".join(
@@ -288,7 +306,12 @@ def test_ctrl_c_stops_the_workers_and_leaves_the_old_report(tmp_path: Path):
     assert proc.returncode == 130
     assert "interrupted" in stderr and "cases:" in stderr
     assert target.read_text() == "a good report\n"
-    assert sorted(os.listdir(tmp_path)) == ["big.jsonl", "report.jsonl"]
+    assert sorted(os.listdir(tmp_path)) == ["big.jsonl", "report.jsonl", "report.jsonl.partial"]
+    assert f"{target}.partial" in " ".join(stderr.split())
+    done = int(re.search(r"([\d,]+) cases:", stderr).group(1).replace(",", ""))
+    records = [json.loads(line) for line in (tmp_path / "report.jsonl.partial").open()]
+    assert 0 < len(records) == done < 300_000  # the cases done, in order, each whole
+    assert [r["case"] for r in records] == [f"c{i}" for i in range(done)]
 
 
 def test_evaluate_many_yields_outcomes_in_order():

@@ -169,9 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the report here: a file appears only once complete (written aside, then "
         "renamed; a symlink's target is replaced, the link kept); a device, FIFO or /dev/stdout "
-        "is written directly; a directory is refused",
+        "is written directly; a directory is refused. Stopped by Ctrl-C (or SIGTERM, SIGHUP), "
+        "the report of the cases done so far goes to FILE.partial, and FILE is left as it was",
     )
     ba.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    ba.add_argument(
+        "--cases",
+        action="store_true",
+        help="table report: also list each case, a line each, with its statements and caveats",
+    )
+    ba.add_argument(
+        "--all-rules",
+        action="store_true",
+        help="html report: a column for every rule of the pack, not only those the batch gave",
+    )
     ba.add_argument(
         "--background",
         action="store_true",

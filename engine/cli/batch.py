@@ -10,13 +10,12 @@ import signal
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     Task,
@@ -73,24 +72,55 @@ class _RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} cases/s" if speed else "", style="cyan")
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int | None) -> Iterator[Callable[[int], None]]:
-    if not enabled:
-        yield lambda n: None
-        return
-    progress = Progress(
-        TextColumn("[bold]evaluating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=stderr(),
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("cases", total=total)
-        yield lambda n: progress.advance(task, n)
+class _Shown:
+    """What the terminal shows while a batch runs: the phase it is in ("loading pack", "counting
+    cases", "starting 2 workers") until the first cases are back, then a bar with live counts of
+    passed, failed and errors, and a rate. Nothing when it is not a terminal or --quiet."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar: Progress | None = None
+        self.task: Any = None
+        if enabled:
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                _CountColumn(),
+                TextColumn("{task.fields[counts]}"),
+                _RateColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=stderr(),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("starting", total=None, counts="")
+
+    def phase(self, what: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=what)
+
+    def begin(self, total: int | None) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, total=total, completed=0, description="evaluating")
+
+    def advance(self, done: int, summary: Summary) -> None:
+        if self.bar is not None:
+            st = summary.status
+            counts = f"passed {st['pass']:,} · failed {st['fail']:,} · errors {st['error']:,}"
+            self.bar.update(self.task, advance=done, counts=counts)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+class _CountColumn(ProgressColumn):
+    """cases done of the total, with thousands separators."""
+
+    def render(self, task: Task) -> Text:
+        total = f"{int(task.total):,}" if task.total is not None else "?"
+        return Text(f"{int(task.completed):,}/{total}")
 
 
 def _format_for(args: argparse.Namespace) -> str:
@@ -103,10 +133,18 @@ def _format_for(args: argparse.Namespace) -> str:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     err = stderr()
+    shown = _Shown(not args.quiet and err.is_terminal)
+    try:
+        return _batch(args, err, shown)
+    finally:
+        shown.stop()
+
+
+def _batch(args: argparse.Namespace, err: Any, shown: _Shown) -> int:
+    shown.phase("loading pack")
     kb = load_pack(args.pack)
     enable_fhir(args.as_of)  # a case file holding a FHIR patient Bundle is read as its patient
     fmt = _format_for(args)
-    show_progress = not args.quiet and err.is_terminal
     workers = args.workers if args.workers is not None else default_workers()
     if workers < 1:
         say(err, "error", "--workers must be at least 1")
@@ -120,10 +158,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
     summary = Summary(kb)
     limits = Limits(case_file=args.max_file_size, json_line=args.max_line_size)
     with signals_stop_the_command(), atomic_output(args.out) as out:
-        total = _count_cases(args.paths, limits) if show_progress else None
+        total = None
+        if shown.bar is not None:
+            shown.phase("counting cases")
+            total = _count_cases(args.paths, limits)
         writer = WRITERS[fmt](out, kb)
         if fmt == "table" and args.out is None:
             writer = TableWriter(out, kb, console=stdout())
+        writer.all_rules = args.all_rules  # type: ignore[attr-defined]
+        writer.list_cases = args.cases  # type: ignore[attr-defined]
         chunks = run_chunks(
             read_cases(args.paths, parse_json_lines=False, limits=limits),
             kb=kb,
@@ -137,13 +180,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
         try:
             with contextlib.closing(chunks):  # however the loop ends, the workers are stopped
-                with _progress(show_progress, total) as advance:
-                    for chunk in chunks:
-                        writer.add_chunk(chunk)
-                        summary.add_chunk(chunk)
-                        advance(chunk.size)
+                shown.phase(f"starting {workers:,} worker{'s' if workers > 1 else ''}")
+                first = True
+                for chunk in chunks:
+                    if first:
+                        shown.begin(total)
+                        first = False
+                    writer.add_chunk(chunk)
+                    summary.add_chunk(chunk)
+                    shown.advance(chunk.size, summary)
+                shown.stop()
                 writer.end(summary)
         except KeyboardInterrupt as stop:
+            shown.stop()
             summary.interrupted = True
             status = stop.status if isinstance(stop, Interrupted) else 130
             label = "interrupted"
@@ -152,12 +201,25 @@ def cmd_batch(args: argparse.Namespace) -> int:
             done = f"stopped the workers; {summary.counts_line()}"
             say(err, label, done, style="bold yellow")
             if target is not None and not target.direct:
-                err.print(Text(f"{args.out} was left as it was"))
+                writer.end(summary)  # the cases done so far, kept aside
+                raise KeepPartial(status) from None
             raise Abandon(status) from None
     if not args.quiet:
         style = "bold red" if summary.exit_code else "bold green"
         err.print(summary.counts_line(), style=style)
     return summary.exit_code
+
+
+class KeepPartial(Exception):
+    """Keep what was written as --out's `.partial` report, then leave with this exit status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
 
 
 class Output(NamedTuple):
@@ -229,16 +291,32 @@ def atomic_output(path: str | None) -> Iterator[BinaryIO]:
     if fcntl is not None:
         with contextlib.suppress(OSError):  # held until the file is renamed or removed
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def settle(where: Path) -> None:
+        handle.flush()
+        os.fsync(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(fd, 0o666 & ~umask)  # as a plain open() would have made it
+        os.replace(temp, where)
+        handle.close()
+
     try:
         with _naming(path):
-            yield handle
-            handle.flush()
-            os.fsync(fd)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(fd, 0o666 & ~umask)  # as a plain open() would have made it
-            os.replace(temp, target.path)
-            handle.close()
+            try:
+                yield handle
+            except KeepPartial as keep:  # interrupted: the report so far, beside --out
+                with deferred_signals():
+                    settle(partial_path(target.path))
+                err = stderr()
+                err.print(
+                    Text(
+                        f"the report of the cases done is in {partial_path(target.path)}; "
+                        f"{path} was left as it was"
+                    )
+                )
+                raise Abandon(keep.status) from None
+            settle(target.path)
     except BaseException:
         with deferred_signals():
             temp.unlink(missing_ok=True)  # first: closing can fail again (a full disk)
