@@ -362,3 +362,39 @@ def test_a_worker_that_dies_stops_the_batch_with_a_clear_error(tmp_path, monkeyp
     assert main(args) == 2
     assert "error: batch worker 0 died (exit code 9)" in capsys.readouterr().err
     assert target.read_text() == "a good report\n" and os.listdir(tmp_path) == ["report.jsonl"]
+
+
+def test_the_progress_bar_says_what_it_is_doing_on_a_terminal(tmp_path: Path):
+    """In a pseudo-terminal: the phases before the first cases are back, then live counts of
+    passed, failed and errors, with thousands separators."""
+    import pty
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        "".join(
+            json.dumps({"id": f"c{i}", "conditions": ["RLS"], "expect": {"applies": []}}) + "\n"
+            for i in range(30_000)
+        )
+    )
+    command = [sys.executable, "-m", "engine", "batch", str(cases), "--workers", "2",
+               "--format", "jsonl", "--out", str(tmp_path / "out.jsonl")]  # fmt: skip
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, on the terminal
+        os.chdir(REPO)
+        os.environ["COLUMNS"] = "160"
+        os.execv(command[0], command)
+    seen = b""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+    os.waitpid(pid, 0)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    assert "counting cases" in text or "starting 2 workers" in text or "loading pack" in text
+    assert "evaluating" in text and "passed" in text and "errors 0" in text
+    assert re.search(r"\d{1,3},\d{3}/30,000", text)  # cases done of the total, with commas
+    assert "30,000 cases: 30,000 passed, 0 failed" in " ".join(text.split())

@@ -119,6 +119,8 @@ class _CountColumn(ProgressColumn):
     """cases done of the total, with thousands separators."""
 
     def render(self, task: Task) -> Text:
+        if task.description != "evaluating":  # (a phase before it: nothing counted yet)
+            return Text("")
         total = f"{int(task.total):,}" if task.total is not None else "?"
         return Text(f"{int(task.completed):,}/{total}")
 
