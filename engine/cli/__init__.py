@@ -384,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     fs.set_defaults(func=_command(".service", "cmd_feedback_summary"))
 
     rules = sub.add_parser(
-        "rules", help="author and govern rules: check, test, coverage, new, diff, review, release"
+        "rules",
+        help="author and govern rules: check, test, coverage, book, new, diff, review, release",
     )
     verbs = rules.add_subparsers(dest="verb", metavar="VERB")
     rules.set_defaults(func=lambda a: (rules.print_help(), EXIT_INPUT)[1])
@@ -415,6 +416,26 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--today", type=_date, metavar="DATE", help=today_help)
     co.add_argument("--pack", metavar="DIR", help=pack_help)
     co.set_defaults(func=_command(".rules", "cmd_coverage"))
+
+    bo = verbs.add_parser(
+        "book",
+        help="the pack as one HTML page for its reviewers: source, rules, cases, vocabulary",
+        description="Write the pack book: one self-contained HTML page (no script, nothing "
+        "fetched) that a reviewer reads top to bottom and can print and sign: the pack's "
+        "version, digest, review status and changelog; the source text with each claim linked "
+        "to its rules; each rule with its condition in words, caveats, evidence, reviews and "
+        "cases (run now); the vocabulary. Exit status 2 when the pack cannot be loaded.",
+    )
+    bo.add_argument("--cases", nargs="*", metavar="PATH", help=cases_help)
+    bo.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write here (default: standard output); a file appears only once complete",
+    )
+    bo.add_argument("--include-draft", action="store_true", help=draft_help)
+    bo.add_argument("--today", type=_date, metavar="DATE", help=today_help)
+    bo.add_argument("--pack", metavar="DIR", help=pack_help)
+    bo.set_defaults(func=_command(".rules", "cmd_book"))
 
     ne = verbs.add_parser("new", help="scaffold a rule (and two cases) from a source sentence")
     which = ne.add_mutually_exclusive_group(required=True)

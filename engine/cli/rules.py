@@ -1,5 +1,5 @@
-"""`caveat rules check | test | coverage | new | diff | review | release`: the author's and the
-reviewer's verbs, one shape for all (a pack, a case library, text or JSON out)."""
+"""`caveat rules check | test | coverage | book | new | diff | review | release`: the author's and
+the reviewer's verbs, one shape for all (a pack, a case library, text or JSON out)."""
 
 from __future__ import annotations
 
@@ -156,6 +156,30 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             f"{result.rule_percent:.1f}%, source {result.source_percent:.1f}%)",
         )
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    """The pack book: one self-contained HTML page, to standard output or, once complete, to
+    --out (checked before any work)."""
+    from ..authoring.book import build_book
+    from .batch import atomic_output, output_target
+
+    if args.out is not None:
+        output_target(args.out)  # a directory, or a name in no directory: refused now
+    kb = load_pack(args.pack)
+    cases = [Path(p) for p in args.cases] if args.cases else default_cases(kb.root)
+    page = build_book(kb, cases, today=args.today or today(), include_draft=args.include_draft)
+    with atomic_output(args.out) as out:
+        out.write(page.encode("utf-8"))
+    if args.out is not None:
+        stderr().print(
+            printable(
+                f"wrote {args.out}: the book of {kb.id} {kb.version} ({len(kb.rules)} rules)"
+            ),
+            markup=False,
+            highlight=False,
+        )
     return EXIT_OK
 
 
