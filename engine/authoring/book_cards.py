@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from pathlib import Path
 
 from ..knowledge_base import KnowledgeBase
 from ..rules import Rule
 from .book_cases import CaseUse
 from .book_source import quote_html, rule_sentences, sentence_anchor
 from .book_words import BASIS_WORDS, condition_html
+
+SHOWN = 4  # the passing cases of each kind shown in full on a card; the others are named
 
 
 def badge(text: str, kind: str = "") -> str:
@@ -60,7 +63,6 @@ def card_html(
     basis = BASIS_WORDS.get(rule.evidence.basis, rule.evidence.basis)
     facts.append(("Basis", f"<code>{escape(rule.evidence.basis)}</code>: {escape(basis)}"))
     facts.append(("Status", lifecycle_html(rule, review)))
-    facts.append(("Cases", case_tables_html(rule, uses)))
     if rule.note:
         facts.append(("Author’s note", escape(rule.note)))
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
@@ -74,7 +76,9 @@ def card_html(
         f'<article class="card {escape(rule.status)}" id="rule-{escape(rule.id)}">'
         f'<header><span class="num">{escape(numbers[rule.id])}</span>'
         f"<div><h4>{escape(rule.statement)}</h4>"
-        f'<p class="meta">{meta}</p></div></header><dl>{rows}</dl>{back}</article>'
+        f'<p class="meta">{meta}</p></div></header><dl>{rows}</dl>'
+        f'<div class="card-cases"><h5>Cases</h5>{case_tables_html(rule, uses)}</div>'
+        f"{back}</article>"
     )
 
 
@@ -98,44 +102,74 @@ def lifecycle_html(rule: Rule, review: str) -> str:
     return said + (bullets(trail) if trail else "<br>no review recorded")
 
 
+def _outcome(use: CaseUse) -> str:
+    return "pass" if use.held else "error" if use.status == "error" else "fail"
+
+
+def _row(use: CaseUse) -> str:
+    got = escape(use.actual)
+    if use.expected == "does not apply" and use.actual == "undetermined":
+        got = "not applied: undetermined"
+    if use.caveats:
+        got += f" <span class='small'>with caveats {escape(', '.join(use.caveats))}</span>"
+    described = f"<span class='small'>{escape(use.description)}</span>" if use.description else ""
+    problems = "".join(
+        f"<span class='small bad-text'>{escape(p)}</span>"
+        for p in (use.problems if use.status in ("fail", "error") else [])
+    )
+    outcome = _outcome(use)
+    return (
+        f"<tr><td>{badge(outcome, outcome)}</td>"
+        f"<td><b>{escape(use.case)}</b>{described}{problems}</td>"
+        f"<td>{escape(use.inputs)}</td><td>{got}</td></tr>"
+    )
+
+
+def _chip(use: CaseUse) -> str:
+    outcome = _outcome(use)
+    said = " — ".join(x for x in (use.description, use.inputs) if x)
+    mark = "✓" if outcome == "pass" else "✗"
+    return (
+        f'<span class="case-chip {outcome}" title="{escape(said)}">'
+        f"{mark}&nbsp;{escape(use.case)}</span>"
+    )
+
+
 def case_tables_html(rule: Rule, uses: list[CaseUse]) -> str:
-    """The cases that name the rule, by what they expect of it, each with its outcome."""
+    """The cases that name the rule, by what they expect of it, each with its outcome: every
+    failing one and the first SHOWN passing ones (the rule's own case file first) in full, the
+    other passing ones by name."""
     if not uses:
         if rule.background:
-            return "none needed: a background statement holds whatever the scenario"
-        return '<span class="bad-text">no case names this rule</span>'
+            return (
+                '<p class="small">None needed: a background statement holds whatever the '
+                "scenario.</p>"
+            )
+        return '<p class="bad-text">No case names this rule.</p>'
     parts = []
     for expected, title in (
-        ("applies", "Cases where it must apply"),
-        ("does not apply", "Cases where it must not apply"),
-        ("undetermined", "Cases where it must be undetermined"),
+        ("applies", "must apply"),
+        ("does not apply", "must not apply"),
+        ("undetermined", "must be undetermined"),
     ):
-        rows = []
-        for u in (u for u in uses if u.expected == expected):
-            outcome = "pass" if u.held else "error" if u.status == "error" else "fail"
-            got = escape(u.actual)
-            if u.expected == "does not apply" and u.actual == "undetermined":
-                got = "not applied: undetermined"
-            if u.caveats:
-                need = escape(", ".join(u.caveats))
-                got += f" <span class='small'>with caveats {need}</span>"
-            described = (
-                f"<span class='small'>{escape(u.description)}</span>" if u.description else ""
-            )
-            problems = "".join(
-                f"<span class='small bad-text'>{escape(p)}</span>"
-                for p in (u.problems if u.status in ("fail", "error") else [])
-            )
-            rows.append(
-                f"<tr><td>{badge(outcome, outcome)}</td>"
-                f"<td><b>{escape(u.case)}</b>{described}{problems}</td>"
-                f"<td>{escape(u.inputs)}</td><td>{got}</td></tr>"
-            )
-        if rows:
+        group = [u for u in uses if u.expected == expected]
+        if not group:
+            continue
+        failing = [u for u in group if not u.held]
+        passing = sorted((u for u in group if u.held), key=lambda u: Path(u.path).stem != rule.id)
+        room = max(0, SHOWN - len(failing))
+        full, rest = failing + passing[:room], passing[room:]
+        count = f"{len(group)} case{'s' if len(group) != 1 else ''}, {len(passing)} passing"
+        parts.append(
+            f'<div class="group-title">Where it {escape(title)} '
+            f'<span class="count">({count})</span></div>'
+            '<table class="cases"><thead><tr><th>outcome</th><th>case</th>'
+            "<th>the case gives</th><th>this rule</th></tr></thead>"
+            f"<tbody>{''.join(_row(u) for u in full)}</tbody></table>"
+        )
+        if rest:
             parts.append(
-                f'<div class="group-title">{escape(title)}</div>'
-                '<table class="cases"><thead><tr><th>outcome</th><th>case</th>'
-                "<th>the case gives</th><th>this rule</th></tr></thead>"
-                f"<tbody>{''.join(rows)}</tbody></table>"
+                f'<p class="more">and {len(rest)} more, each passing: '
+                f"{' '.join(_chip(u) for u in rest)}</p>"
             )
     return "".join(parts)

@@ -19,6 +19,7 @@ class CaseUse:
     """One case's expectation about one rule, and what came of it."""
 
     case: str
+    path: str
     where: str
     description: str | None
     inputs: str
@@ -80,6 +81,7 @@ def run_library(kb: KnowledgeBase, paths: Sequence[Path], include_draft: bool) -
             out.uses[rule].append(
                 CaseUse(
                     case=outcome.case,
+                    path=outcome.path,
                     where=where,
                     description=case.description,
                     inputs=scenario_words(case.scenario),

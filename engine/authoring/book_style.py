@@ -160,8 +160,23 @@ a.ref.draft { background: #fff; color: var(--warn); border: 1px dashed var(--war
 .card td .small { display: block; }
 .card .back { margin: .4rem 0 0; font-size: .85rem; }
 .card.retired { opacity: .75; }
+.card-cases h5 {
+  font-size: .92rem; color: var(--muted); margin: .8rem 0 .2rem; padding-top: .5rem;
+  border-top: 1px solid var(--line);
+}
 .group-title { font-size: .82rem; font-weight: 700; color: var(--muted); text-transform: uppercase;
   letter-spacing: .04em; margin: .5rem 0 .1rem; }
+.group-title .count { text-transform: none; font-weight: 400; letter-spacing: 0; }
+.cases th { white-space: nowrap; }
+.cases td:first-child { width: 4.5rem; }
+.cases td:nth-child(2) { width: 44%; }
+.more { font-size: .84rem; color: var(--muted); margin: -.2rem 0 .6rem; line-height: 1.9; }
+.case-chip {
+  display: inline-block; white-space: nowrap; border: 1px solid var(--line); border-radius: 999px;
+  padding: 0 .5rem; line-height: 1.5; margin: 0 .1rem; color: var(--ink); background: #fff;
+}
+.case-chip.pass { border-color: #aceebb; background: #f1fdf4; }
+.case-chip.fail, .case-chip.error { border-color: #ffcecb; background: var(--bad-bg); }
 
 /* the vocabulary */
 .tree { margin: .6rem 0 1rem; }
@@ -195,7 +210,7 @@ ul.listed li { break-inside: avoid; }
   html { font-size: 10pt; }
   body { background: #fff; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  .bar, .screen-only { display: none; }
+  .bar, .screen-only { display: none; position: static; }
   main { max-width: none; padding: 0; }
   .part { break-before: page; }
   h2, h3, h4, .group-title { break-after: avoid; }
@@ -207,6 +222,5 @@ ul.listed li { break-inside: avoid; }
   a { color: inherit; text-decoration: none; }
   a.ref { color: #fff; }
   .source-text { border: none; padding: 0; }
-  .toc { columns: 2; }
 }
 """

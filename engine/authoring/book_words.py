@@ -54,12 +54,12 @@ _AMOUNT = {
     "ne": "other than",
 }
 _LINE = {
-    "lt": "before the {n} line",
-    "lte": "at or before the {n} line",
-    "gt": "after the {n} line",
-    "gte": "at the {n} line or later",
-    "eq": "at the {n} line",
-    "ne": "at a line other than the {n}",
+    "lt": "before the {n} line of treatment",
+    "lte": "at or before the {n} line of treatment",
+    "gt": "after the {n} line of treatment",
+    "gte": "at the {n} line of treatment or later",
+    "eq": "at the {n} line of treatment",
+    "ne": "at a line of treatment other than the {n}",
 }
 _RESPONSE = {
     "none": "no response",
@@ -123,7 +123,7 @@ def leaf_words(kb: KnowledgeBase, leaf: Any, negated: bool = False) -> str:
             return f"a patient aged {joined}"
         if leaf.field == "duration_years":
             return f"therapy planned (or under way) for {joined}"
-        return f"therapy considered {joined} of treatment"
+        return f"therapy considered {joined}"
     assert isinstance(leaf, _EnumTest)
     values = list(leaf.values)
     nt = "not " if negated else ""
@@ -161,7 +161,7 @@ def condition_words(kb: KnowledgeBase, node: Any, negated: bool = False) -> str:
         inner = node.not_
         if not isinstance(inner, AllOf | AnyOf | NotOf):
             return leaf_words(kb, inner, not negated)
-        return ("" if negated else "not: ") + condition_words(kb, inner, not negated)
+        return condition_words(kb, inner, not negated)  # the `not` carried down to the tests
     if isinstance(node, AllOf | AnyOf):
         if isinstance(node, AnyOf) and not negated:
             merged = _merged_alternatives(kb, node)
