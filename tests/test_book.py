@@ -358,6 +358,35 @@ def test_the_print_stylesheet(book: str):
     assert "sign-off" in book and "Signature" in book
 
 
+def test_draft_and_retired_rules_and_a_failing_pack(tmp_path: Path):
+    pack = tmp_path / "rules"
+    shutil.copytree(RULES, pack)
+    edit(
+        pack / "rules" / "4-mood.yaml",
+        "  - id: acute-mania\n    status: active",
+        "  - id: acute-mania\n    status: retired",
+    )
+    edit(
+        pack / "rules" / "3-movement-and-sleep.yaml",
+        "  - id: indication-akathisia\n    status: active",
+        "  - id: indication-akathisia\n    status: draft",
+    )
+    root = Tree(build_book(KnowledgeBase.load(pack), [CASES], today=TODAY)).root
+    ids = {n.attrs["id"]: n for n in root.walk() if "id" in n.attrs}
+    retired = ids["rule-acute-mania"]
+    assert "retired" in retired.classes and "never evaluated" in retired.text()
+    sentence = ids["s-clonazepam-monograph-17"]  # encoded by the retired rule only
+    assert "unencoded" in sentence.classes and "Not encoded" in sentence.text()
+    assert not any("acute-mania" in n.attrs.get("data-quote", "") for n in root.walk())
+    draft = [a for a in ids["s-clonazepam-monograph-1"].find("a") if "akathisia" in a.attrs["href"]]
+    assert draft and "draft" in draft[0].classes
+    assert "draft" in ids["rule-indication-akathisia"].classes
+    top = normalise_space(ids["pack"].text())
+    assert "fails" in top and "not released" in top  # cases name a retired rule; the pack changed
+    legend = normalise_space(root.find(cls="legend")[0].text())
+    assert "neither encoded nor left out" in legend
+
+
 def test_every_text_is_escaped(tmp_path: Path):
     pack = tmp_path / "rules"
     shutil.copytree(RULES, pack)

@@ -394,7 +394,8 @@ class Book:
             '<section id="caveat-codes"><h3>Caveat codes</h3>'
             '<p class="lead">What each caveat means, in the source’s terms, and the rules that '
             "carry it.</p>"
-            "<table><thead><tr><th>caveat</th><th>meaning</th><th>rules</th></tr></thead>"
+            '<table class="caveat-table"><thead><tr><th>caveat</th><th>meaning</th>'
+            "<th>rules</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></section>\n"
         )
 

@@ -83,6 +83,8 @@ th, td {
 thead th { background: var(--soft); font-size: .82rem; color: var(--muted); font-weight: 600; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .changelog li { margin: .15rem 0; }
+.caveat-table td:first-child { width: 14rem; }
+.caveat-table td:last-child { width: 13rem; }
 .release { margin: .8rem 0; }
 .release h4 { display: flex; gap: .6rem; align-items: baseline; flex-wrap: wrap; }
 
