@@ -22,7 +22,7 @@ from typing import Any
 from .cleantext import html_text as _h
 from .cleantext import url_part
 from .render import DISCLAIMER
-from .reports import Row, Summary, Writer, _category_label
+from .reports import CASE_STATUS, Row, Summary, Writer, _category_label
 
 SHORT = 84  # characters of a statement in a column's header
 
@@ -44,7 +44,8 @@ tr.fail td{background:#fdecee}tr.error td{background:#fff4e0}
 .matrix thead th{position:sticky;top:0;z-index:2;min-width:8.5rem;max-width:10rem;
 font-weight:600;background:#e9ebf1}
 .matrix thead th small{display:block;font-weight:400;color:#555;font-family:monospace}
-.matrix .case{position:sticky;left:0;z-index:1;background:#fff;min-width:19rem;max-width:23rem}
+.matrix .case{position:sticky;left:0;z-index:1;background:#fff;min-width:19rem;max-width:23rem;
+box-shadow:inset 0 -1px #d0d0d7,inset -1px 0 #d0d0d7}
 .matrix thead th.case{z-index:3;background:#e9ebf1}
 .matrix tr.fail .case{background:#fdecee}.matrix tr.error .case{background:#fff4e0}
 .matrix td.cell{text-align:center}
@@ -81,13 +82,7 @@ shown.textContent=n.toLocaleString()+' of '+rows.length.toLocaleString()+' cases
 box.addEventListener('change',apply);apply();})();
 """
 
-STATUS_WORDS = {
-    "pass": "passed",
-    "fail": "failed",
-    "error": "error",
-    "evaluated": "no expectations",
-    "rejected": "rejected as expected",
-}
+STATUS_WORDS = CASE_STATUS
 
 
 def _anchor(case: str) -> str:
@@ -168,7 +163,7 @@ class HtmlWriter(Writer):
                 add(
                     f'<tr class="{key}"><td><a href="#{_h(_anchor(row.case))}">{_h(row.case)}'
                     f"</a></td><td>{_h(row.where)}</td><td>{detail}</td></tr>\n"
-                )
+                )  # (every failure and error listed has its row in the table below)
             add("</table>\n")
             if s.status[key] > len(rows):
                 add(f'<p class="note">{s.status[key] - len(rows):,} more not listed.</p>\n')
@@ -309,12 +304,15 @@ class HtmlWriter(Writer):
 
     def _rules(self, s: Summary, add: Any) -> None:
         kb = self.kb
+        title = "Rules" if self.all_rules else "Rules that apply or may apply"
         add(
-            "<h2>Rules</h2>\n<table><tr><th>rule</th><th>statement</th>"
+            f"<h2>{title}</h2>\n<table><tr><th>rule</th><th>statement</th>"
             "<th>caveats, and the source's words behind each</th><th>applied</th>"
             "<th>undetermined</th></tr>\n"
         )
         for index, rule in enumerate(kb.rules):
+            if not (self.all_rules or s.rules[rule.id] or s.undetermined[rule.id]):
+                continue
             caveats = "".join(
                 f'<div class="support"><code>{_h(c.code)}</code> “{_h(c.support)}”</div>'
                 for c in kb.caveat_notes[index]

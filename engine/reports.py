@@ -115,7 +115,7 @@ class Summary:
         )
         if keep_listed:
             listed.append(row)
-        if keep_row:
+        if keep_row or keep_listed:  # (a failure or error past the first rows has its row too)
             self.rows.append(row)
 
     @property
@@ -143,10 +143,11 @@ class Summary:
         }
 
     def counts_line(self) -> str:
+        errors = self.status["error"]
         return (
             f"{self.cases:,} cases: {self.status['pass']:,} passed, {self.status['fail']:,} "
-            f"failed, {self.status['error']:,} errors, {self.status['evaluated']:,} evaluated "
-            "without expectations" + (" (interrupted)" if self.interrupted else "")
+            f"failed, {errors:,} error{'' if errors == 1 else 's'}, {self.status['evaluated']:,} "
+            "evaluated without expectations" + (" (interrupted)" if self.interrupted else "")
         )
 
     def actual(self, row: Row) -> str:
@@ -292,7 +293,7 @@ class TableWriter(Writer):
         table.add_column("category")
         table.add_column("statements", justify="right")
         for category, n in s.categories.most_common():
-            table.add_row(_t(_category_label(self.kb, category)), str(n))
+            table.add_row(_t(_category_label(self.kb, category)), f"{n:,}")
         c.print(table)
         table = Table(title="Rules", title_justify="left")
         table.add_column("rule")
@@ -300,35 +301,46 @@ class TableWriter(Writer):
         table.add_column("undetermined", justify="right")
         for rule in self.kb.rules:
             if s.rules[rule.id] or s.undetermined[rule.id]:
-                table.add_row(_t(rule.id), str(s.rules[rule.id]), str(s.undetermined[rule.id]))
+                table.add_row(_t(rule.id), f"{s.rules[rule.id]:,}", f"{s.undetermined[rule.id]:,}")
         c.print(table)
         if s.caveats:
             table = Table(title="Caveats", title_justify="left")
             table.add_column("caveat")
             table.add_column("times", justify="right")
             for code, n in s.caveats.most_common():
-                table.add_row(_t(code), str(n))
+                table.add_row(_t(code), f"{n:,}")
             c.print(table)
         c.print(_t(DISCLAIMER, "dim"))
 
     def _cases(self, s: Summary, c: Console) -> None:
-        """A line per case: its status, and its statements with their caveats."""
+        """A line per case: its name, status, and statements with their caveats (? for those
+        undetermined), folded where the terminal is narrow, never cut."""
         shown = f" (the first {len(s.rows):,} of {s.cases:,})" if s.cases > len(s.rows) else ""
-        table = Table(title=f"Cases{shown}", title_justify="left")
-        table.add_column("case")
-        table.add_column("status")
-        table.add_column("statements [caveats]; ? undetermined")
+        c.print(Text(f"Cases{shown}", style="bold"))
         for row in s.rows:
-            status = "rejected as expected" if row.rejected else row.status
-            if row.status == "evaluated":
-                status = "no expectations"
+            status = CASE_STATUS["rejected" if row.rejected else row.status]
             said = [
-                f"{rule} [{', '.join(codes)}]" if codes else rule
+                f"{rule} [{', '.join(self._label(code) for code in codes)}]" if codes else rule
                 for rule, codes in row.applied.items()
             ] + [f"? {rule}" for rule in row.undetermined]
-            text = "; ".join(said) or ("; ".join(row.problems) if row.problems else "none")
-            table.add_row(_t(row.case), _t(status), _t(text))
-        c.print(table)
+            text = "; ".join(said) or ("; ".join(row.problems) if row.problems else "nothing")
+            line = _t(row.case, "bold")
+            line.append(f" · {status} · ", style="red" if row.status in ("fail", "error") else "")
+            line.append_text(_t(text))
+            c.print(line, soft_wrap=True)  # (a line each: the terminal folds it, nothing cuts it)
+
+    def _label(self, code: str) -> str:
+        caveat = self.kb.caveats.get(code)
+        return caveat.label if caveat is not None else code
+
+
+CASE_STATUS = {
+    "pass": "passed",
+    "fail": "failed",
+    "error": "error",
+    "evaluated": "no expectations",
+    "rejected": "rejected as expected",
+}
 
 
 class MarkdownWriter(Writer):
@@ -364,14 +376,17 @@ class MarkdownWriter(Writer):
                 w(f"_{s.status[key] - len(rows)} more not listed._\n\n")
         w("## Statements by category\n\n| category | statements |\n|---|---:|\n")
         for category, n in s.categories.most_common():
-            w(f"| {markdown(_category_label(self.kb, category))} | {n} |\n")
+            w(f"| {markdown(_category_label(self.kb, category))} | {n:,} |\n")
         w("\n## Rules\n\n| rule | applied | undetermined |\n|---|---:|---:|\n")
         for rule in self.kb.rules:
             if s.rules[rule.id] or s.undetermined[rule.id]:
-                w(f"| {code_span(rule.id)} | {s.rules[rule.id]} | {s.undetermined[rule.id]} |\n")
+                w(
+                    f"| {code_span(rule.id)} | {s.rules[rule.id]:,} | "
+                    f"{s.undetermined[rule.id]:,} |\n"
+                )
         w("\n## Caveats\n\n| caveat | times |\n|---|---:|\n")
         for code, n in s.caveats.most_common():
-            w(f"| {code_span(code)} | {n} |\n")
+            w(f"| {code_span(code)} | {n:,} |\n")
         w(f"\n_{DISCLAIMER}_\n")
         self.text("".join(parts))
 

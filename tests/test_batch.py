@@ -86,7 +86,11 @@ def test_a_report_that_counts_gets_every_count_and_only_the_records_it_keeps():
             summary.add_chunk(chunk)
         assert summary.cases == 400 and summary.status == {"evaluated": 392, "fail": 8}
         assert summary.rules["rls-third-line"] == 400
-        assert [row.case for row in summary.rows] == [f"c{i}" for i in range(100)]
+        # the first 100 rows, and the failures past them (each listed failure has its row)
+        assert [row.case for row in summary.rows] == [
+            *(f"c{i}" for i in range(100)),
+            *(f"c{i}" for i in range(100, 400) if i % 50 == 7),
+        ]
         assert [row.case for row in summary.failures] == [f"c{i}" for i in range(7, 400, 50)]
 
 
@@ -398,3 +402,15 @@ def test_the_progress_bar_says_what_it_is_doing_on_a_terminal(tmp_path: Path):
     assert "evaluating" in text and "passed" in text and "errors 0" in text
     assert re.search(r"\d{1,3},\d{3}/30,000", text)  # cases done of the total, with commas
     assert "30,000 cases: 30,000 passed, 0 failed" in " ".join(text.split())
+
+
+def test_cases_lists_each_case_on_a_line_of_its_own(tmp_path: Path):
+    source = CASES / "movement-and-sleep.yaml"
+    done = caveat("batch", str(source), "--cases", "--quiet")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if " · passed · " in line]
+    names = [e.name for e in read_cases([source])]
+    assert [line.split(" · ")[0] for line in lines] == names  # one line each, in input order
+    assert any("[third line, investigational]" in line for line in lines)  # caveat labels
+    refused = caveat("batch", str(source), "--cases", "--format", "jsonl")
+    assert refused.returncode == 2 and "--cases lists the cases in the table" in refused.stderr

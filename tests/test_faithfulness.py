@@ -175,10 +175,12 @@ def test_the_html_report_shows_each_caveats_words(tmp_path: Path):
     proc = caveat("batch", str(CASES / "movement-and-sleep.yaml"), "--out", str(report))
     assert proc.returncode == 0, proc.stderr
     page = report.read_text()
-    assert "<code>third-line</code> “as a third-line treatment option”" in page
-    assert "third-line: “as a third-line treatment option”" in page  # in the quote's tooltip
-    # an undetermined cell says so of the rule, not of its last caveat
-    assert 'title="rls-before-third-line (undetermined): “Restless legs' in page
+    assert "<code>third-line</code> “as a third-line treatment option”" in page  # rules table
+    # in a case's full result, beside the statement it qualifies
+    assert "third line</span> the source: “as a third-line treatment option”" in page
+    # an undetermined cell names the rule, and the fact that would decide it
+    assert '<td class="cell maybe" title="rls-before-third-line">?' in page
+    assert '<span class="need">needs therapy.line</span>' in page
 
 
 # -- suggestions ----------------------------------------------------------------------------------

@@ -134,7 +134,12 @@ class Batch:
         self.pid = self.proc.pid
 
     def temps(self) -> list[str]:
-        return [n for n in os.listdir(self.report.parent) if n != self.report.name]
+        keep = (self.report.name, self.partial.name)
+        return [n for n in os.listdir(self.report.parent) if n not in keep]
+
+    @property
+    def partial(self) -> Path:
+        return self.report.with_name(self.report.name + ".partial")
 
     def running(self, workers: int = 2) -> bool:
         """The workers are up and the report is being written."""
@@ -150,12 +155,17 @@ class Batch:
         _, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, err
 
-    def assert_clean(self, report: str = GOOD) -> None:
-        """Nothing of the batch is left: no process within 5 s, no spool, no temporary file."""
+    def assert_clean(self, report: str = GOOD, partial: bool = False) -> None:
+        """Nothing of the batch is left: no process within 5 s, no spool, no temporary file; and
+        with `partial` (a batch stopped by a signal), the report of the cases done beside it, each
+        record whole."""
         assert wait_until(lambda: not group(self.pid), 5), f"left running: {group(self.pid)}"
         assert wait_until(lambda: not spools(self.tmpdir), 5), spools(self.tmpdir)
         assert self.temps() == []
         assert self.report.read_text() == report
+        assert self.partial.exists() == partial
+        if partial:
+            assert all(json.loads(line) for line in self.partial.read_text().splitlines())
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -229,7 +239,8 @@ def test_a_signal_stops_the_batch_and_leaves_nothing(tmp_path, big, batches, sig
     assert code == status, err
     assert "Traceback" not in err
     assert "interrupted" in err and "stopped the workers" in err and "cases:" in err
-    batch.assert_clean()
+    assert "report.jsonl.partial" in " ".join(err.split())
+    batch.assert_clean(partial=True)
 
 
 @pytest.mark.parametrize(
@@ -251,7 +262,7 @@ def test_more_signals_during_cleanup_are_quiet(tmp_path, big, batches, burst, st
     assert "Traceback" not in err
     (said,) = [line for line in err.splitlines() if line.startswith("interrupted")]
     assert "stopped the workers" in said, err
-    batch.assert_clean()
+    batch.assert_clean(partial=True)
 
 
 NO_PDEATHSIG = """

@@ -111,10 +111,8 @@ def check_against_engine(answer: dict[str, Any], scenario: dict[str, Any]) -> No
     assert rules_of(answer) == expected
 
 
-def test_a_typed_scenario_shows_the_cards_of_the_service(driver: Any, served: Served) -> None:
-    open_page(driver, served)
-    shot(driver, "preview-empty")
-    assert driver.find_elements(By.CSS_SELECTOR, "#cards .card") == []
+def ask_long_panic_therapy(driver: Any) -> tuple[Any, Any]:
+    """Type panic disorder, age 30, a long-term course of 5 years, and show the cards."""
     driver.find_element(By.ID, "conditions").send_keys("panic disorder")
     driver.find_element(By.ID, "age").send_keys("30")
     Select(driver.find_element(By.ID, "intent")).select_by_value("long-term")
@@ -122,7 +120,14 @@ def test_a_typed_scenario_shows_the_cards_of_the_service(driver: Any, served: Se
     before = answers(driver)
     driver.find_element(By.ID, "submit").click()
     wait_answer(driver, before)
-    request, answer = shown(driver)
+    return shown(driver)
+
+
+def test_a_typed_scenario_shows_the_cards_of_the_service(driver: Any, served: Served) -> None:
+    open_page(driver, served)
+    shot(driver, "preview-empty")
+    assert driver.find_elements(By.CSS_SELECTOR, "#cards .card") == []
+    request, answer = ask_long_panic_therapy(driver)
     rendered = check_cards_match(driver, answer)
     shot(driver, "preview-cards", full=True)
 
@@ -160,14 +165,7 @@ def test_each_hook_of_the_service_answers_the_same_scenario(
 ) -> None:
     open_page(driver, served)
     Select(driver.find_element(By.ID, "service")).select_by_value(f"clonazepam-{hook}")
-    driver.find_element(By.ID, "conditions").send_keys("panic disorder")
-    driver.find_element(By.ID, "age").send_keys("30")
-    Select(driver.find_element(By.ID, "intent")).select_by_value("long-term")
-    driver.find_element(By.ID, "duration").send_keys("5")
-    before = answers(driver)
-    driver.find_element(By.ID, "submit").click()
-    wait_answer(driver, before)
-    request, answer = shown(driver)
+    request, answer = ask_long_panic_therapy(driver)
     assert request["hook"] == hook
     check_cards_match(driver, answer)
     check_against_engine(answer, TYPED)

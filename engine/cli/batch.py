@@ -107,6 +107,8 @@ class _Shown:
         if self.bar is not None:
             st = summary.status
             counts = f"passed {st['pass']:,} · failed {st['fail']:,} · errors {st['error']:,}"
+            if st["evaluated"]:
+                counts += f" · without expectations {st['evaluated']:,}"
             self.bar.update(self.task, advance=done, counts=counts)
 
     def stop(self) -> None:
@@ -127,7 +129,11 @@ class _CountColumn(ProgressColumn):
 
 def _format_for(args: argparse.Namespace) -> str:
     if args.format:
+        if args.cases and args.format != "table":
+            raise Usage(f"--cases lists the cases in the table report, not in {args.format}")
         return args.format
+    if args.cases:
+        return "table"  # (--cases asks for the table, wherever it goes)
     if args.out:
         return SUFFIXES.get(Path(args.out).suffix.lower(), "jsonl")
     return "table" if sys.stdout.isatty() else "jsonl"
