@@ -194,8 +194,9 @@ def _batch(args: argparse.Namespace, err: Any, shown: _Shown) -> int:
                     if first:
                         shown.begin(total)
                         first = False
-                    writer.add_chunk(chunk)
-                    summary.add_chunk(chunk)
+                    with deferred_signals():  # a chunk is written and counted whole, or not at all
+                        writer.add_chunk(chunk)
+                        summary.add_chunk(chunk)
                     shown.advance(chunk.size, summary)
                 shown.stop()
                 writer.end(summary)
