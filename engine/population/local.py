@@ -131,7 +131,8 @@ def run_local(
         reading.merge(spill_chunk(chunks[number], number, kb, directory, partitions, {}))
     reading.cpu_seconds = time.process_time() - cpu0
     medications = medication_lookup(directory)
-    rest = [i for i in range(len(chunks)) if i not in set(first)]
+    read_here = set(first)
+    rest = [i for i in range(len(chunks)) if i not in read_here]
     sizes = {i: _size(chunks[i]) for i in rest}
     total = sum(sizes.values())
     tasks: list[tuple[str, int]] = [("read", i) for i in rest]
