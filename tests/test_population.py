@@ -773,3 +773,14 @@ def test_a_damaged_gzip_file_says_after_which_line(tmp_path):
     assert problem.file == "Condition.1.ndjson.gz" and problem.line > 1
     assert f"after line {problem.line - 1:,}" in problem.reason
     assert str(root) not in problem.reason
+
+
+def test_the_output_file_has_the_mode_a_plain_open_gives(export, tmp_path):
+    """Written aside with mkstemp (0600) and renamed: its mode is set as open() would set it."""
+    out = tmp_path / "rows.jsonl"
+    umask = os.umask(0o022)
+    try:
+        run_population(export, kb=KB, out=out)
+    finally:
+        os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o644

@@ -60,6 +60,9 @@ def atomic(target: Path) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(out.fileno(), 0o666 & ~umask)  # as a plain open() would have made it
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
