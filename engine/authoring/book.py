@@ -283,7 +283,7 @@ class Book:
             ),
             (
                 '<span class="sample"><mark class="support">caveat words</mark></span>',
-                "the words behind a caveat (its support): hover them for the caveat",
+                "the words behind a caveat (its support), followed by the caveat's name and rule",
             ),
             (
                 '<span class="sample"><span class="s left-out">A sentence left out</span></span>',

@@ -135,6 +135,23 @@ def _piece(text: str, over: list[Span], numbers: dict[str, str], kb: KnowledgeBa
     )
 
 
+def _ending(
+    at: int, over: list[Span], numbers: dict[str, str], kb: KnowledgeBase, piece: str
+) -> str:
+    """A piece that ends a caveat's support, followed by the caveat's name and its rule's number
+    in small letters: seen and printed, not only in a tooltip. (Drawn by the stylesheet from an
+    attribute, so that the source's words stay as they are in the page's text.)"""
+    ended = [s for s in over if s.kind == "support" and s.end == at]
+    if not ended:
+        return piece
+    said = ", ".join(
+        f"{kb.caveats[s.code].label if s.code in kb.caveats else s.code} "
+        f"{numbers.get(s.rule, s.rule)}"
+        for s in ended
+    )
+    return f'<span class="cavend" data-caveat="{escape(said)}">{piece}</span>'
+
+
 def _sentence_html(
     kb: KnowledgeBase,
     source: Source,
@@ -144,7 +161,8 @@ def _sentence_html(
     numbers: dict[str, str],
 ) -> str:
     text = "".join(
-        _piece(source.text[a:b], over, numbers, kb) for a, b, over in _segments(sentence, spans)
+        _ending(b, over, numbers, kb, _piece(source.text[a:b], over, numbers, kb))
+        for a, b, over in _segments(sentence, spans)
     )
     anchor = escape(sentence_anchor(source.id, sentence.number))
     number = f'<span class="sn" title="sentence {sentence.number}">{sentence.number}</span>'

@@ -121,6 +121,8 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowra
   text-underline-offset: .24em;
 }
 mark.support { background: var(--support); color: inherit; border-radius: 2px; }
+.cavend::after { content: attr(data-caveat); font: 600 0.68em/1 system-ui, sans-serif;
+  color: #7a4a00; margin: 0 0.25em; letter-spacing: 0.02em; white-space: nowrap; }
 .why {
   display: block; font: .86rem/1.45 system-ui, sans-serif; font-style: normal; color: #3d444d;
   background: var(--soft); border-left: 3px solid #8c959f; padding: .3rem .6rem;
