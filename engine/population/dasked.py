@@ -36,11 +36,11 @@ import orjson
 
 from ..knowledge_base import KnowledgeBase, load_knowledge_base
 from ..pack import bundled_pack_path
-from .export import Chunk, Export, ExportError, chunks_of
+from .export import Chunk, Export, ExportError
 from .local import Outcome
 from .partition import patient_rows
 from .pushdown import medication_index
-from .spill import Reading, group_lines, is_medication_file, sort_chunk
+from .spill import Reading, export_chunks, group_lines, sort_chunk
 from .tally import FailedPartition, Tally
 
 _PACKS: dict[tuple[str, str], KnowledgeBase] = {}
@@ -154,9 +154,9 @@ def run_dask(
     cpu0 = time.process_time()
     reading = Reading()
     lines: list[bytes] = []
-    for chunk in (c for f in export.files for c in chunks_of(f)):
-        if is_medication_file(chunk[1], _type(export, chunk)):
-            lines += [line for where, line in sort_chunk(chunk, kb, {}, partitions, reading)]
+    medication, chunks = export_chunks(export)
+    for chunk in medication:
+        lines += [line for where, line in sort_chunk(chunk, kb, {}, partitions, reading)]
     medications = [orjson.loads(line) for line in lines if line.startswith(b"{")]
     medications = [m for m in medications if m.get("resourceType") == "Medication"]
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
@@ -176,7 +176,7 @@ def run_dask(
                 client,
                 db,
                 distributed,
-                export,
+                chunks,
                 kb,
                 root,
                 directory,
@@ -197,7 +197,7 @@ def _run(
     client: Any,
     db: Any,
     distributed: Any,
-    export: Export,
+    chunks: list[Chunk],
     kb: KnowledgeBase,
     root: str,
     directory: Path,
@@ -209,7 +209,6 @@ def _run(
     cpu0: float,
 ) -> Outcome:
     client.register_plugin(_plugin_class()(root, kb.digest))
-    chunks = [c for f in export.files for c in chunks_of(f) if not is_medication_file(c[1], f.type)]
     started = time.monotonic()
     bag = (
         db.from_sequence(chunks, npartitions=len(chunks))
@@ -268,7 +267,3 @@ def _run(
 
 def _said(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-
-
-def _type(export: Export, chunk: Chunk) -> str | None:
-    return next((f.type for f in export.files if str(f.path) == chunk[0]), None)

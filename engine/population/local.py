@@ -34,12 +34,12 @@ import orjson
 from ..errors import BatchError, CaveatError
 from ..knowledge_base import KnowledgeBase
 from ..workers import Crew
-from .export import Chunk, Export, chunks_of
+from .export import Chunk, Export
 from .partition import patient_rows
 from .spill import (
     Reading,
     count_patients,
-    is_medication_file,
+    export_chunks,
     medication_lookup,
     read_medications,
     read_partition,
@@ -124,15 +124,14 @@ def run_local(
     """Read `export` into `partitions` partitions under `directory` and evaluate them with up to
     `workers` worker processes. `started` is told of each partition's attempt before it is sent."""
     cpu0, children0 = time.process_time(), _children_cpu()
-    chunks: list[Chunk] = [c for f in export.files for c in chunks_of(f)]
-    first = [i for i, c in enumerate(chunks) if is_medication_file(c[1], _type(export, c))]
+    medication, other = export_chunks(export)
+    chunks = medication + other  # (numbered so: a chunk's number names its spill files)
     reading = Reading()
-    for number in first:  # here, before any worker starts: they read what these wrote
-        reading.merge(spill_chunk(chunks[number], number, kb, directory, partitions, {}))
+    for number, chunk in enumerate(medication):  # here, before any worker: they read these
+        reading.merge(spill_chunk(chunk, number, kb, directory, partitions, {}))
     reading.cpu_seconds = time.process_time() - cpu0
     medications = medication_lookup(directory)
-    read_here = set(first)
-    rest = [i for i in range(len(chunks)) if i not in read_here]
+    rest = range(len(medication), len(chunks))
     sizes = {i: _size(chunks[i]) for i in rest}
     total = sum(sizes.values())
     tasks: list[tuple[str, int]] = [("read", i) for i in rest]
@@ -268,13 +267,6 @@ def _run_tasks(
                 lost(slot, task, str(exc))
                 continue
             finished(task, value)
-
-
-def _type(export: Export, chunk: Chunk) -> str | None:
-    for f in export.files:
-        if str(f.path) == chunk[0]:
-            return f.type
-    return None
 
 
 def _size(chunk: Chunk) -> int:

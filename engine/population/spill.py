@@ -31,7 +31,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from ..knowledge_base import KnowledgeBase
-from .export import Chunk, DamagedFile, Export, chunk_lines, parse_line
+from .export import Chunk, DamagedFile, Export, chunk_lines, chunks_of, parse_line
 from .pushdown import KEEP, decide, medication_index, patient_of
 
 BUFFERED = 8 * 1024 * 1024  # bytes of spilled lines a chunk holds before writing them out
@@ -111,6 +111,17 @@ def bucket(pid: str, partitions: int) -> int:
 
 def is_medication_file(name: str, rtype: str | None) -> bool:
     return rtype == "Medication" or name.startswith("Medication.")
+
+
+def export_chunks(export: Export) -> tuple[list[Chunk], list[Chunk]]:
+    """The chunks of an export's Medication files (read first, so that the push-down can see
+    what an order's `medicationReference` names), and the chunks of its other files."""
+    medication: list[Chunk] = []
+    other: list[Chunk] = []
+    for file in export.files:
+        kind = medication if is_medication_file(file.path.name, file.type) else other
+        kind.extend(chunks_of(file))
+    return medication, other
 
 
 def sort_chunk(
