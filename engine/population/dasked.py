@@ -41,7 +41,7 @@ from .local import Outcome
 from .partition import patient_rows
 from .pushdown import medication_index
 from .spill import Reading, export_chunks, group_lines, sort_chunk
-from .tally import FailedPartition, Tally
+from .tally import FailedPartition, Tally, counted_rows
 
 _PACKS: dict[tuple[str, str], KnowledgeBase] = {}
 
@@ -128,11 +128,9 @@ def evaluate_group(
     cpu = time.process_time()
     groups, markers, damaged = group_lines(raw for _, raw in lines)
     tally = Tally(damaged=damaged)
-    rows: list[bytes] = []
-    for pid, row in patient_rows(groups, kb, medications, as_of, everyone, markers):
-        tally.add(pid, row)
-        if row is not None:
-            rows.append(orjson.dumps(row.model_dump(mode="json")))
+    rows = list(
+        counted_rows(patient_rows(groups, kb, medications, as_of, everyone, markers), tally)
+    )
     tally.cpu = time.process_time() - cpu
     return index, rows, tally
 

@@ -29,8 +29,6 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import orjson
-
 from ..errors import BatchError, CaveatError
 from ..knowledge_base import KnowledgeBase
 from ..workers import Crew
@@ -46,7 +44,7 @@ from .spill import (
     remove_chunk,
     spill_chunk,
 )
-from .tally import FailedPartition, Tally
+from .tally import FailedPartition, Tally, counted_rows
 
 ATTEMPTS = 2  # a task is tried at most this often, each time on a fresh worker
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -101,10 +99,8 @@ def evaluate_spilled(
     target = rows_path(directory, index)
     temporary = target.with_suffix(".tmp")
     with open(temporary, "wb") as out:
-        for pid, row in patient_rows(groups, kb, medications, as_of, everyone, markers):
-            tally.add(pid, row)
-            if row is not None:
-                out.write(orjson.dumps(row.model_dump(mode="json")) + b"\n")
+        rows = patient_rows(groups, kb, medications, as_of, everyone, markers)
+        out.writelines(line + b"\n" for line in counted_rows(rows, tally))
     os.replace(temporary, target)
     return tally
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
 from .partition import PatientRow
@@ -80,6 +82,15 @@ class Tally:
             self.texts.setdefault(rule, text)
         self.damaged += other.damaged
         self.cpu += other.cpu
+
+
+def counted_rows(rows: Iterable[tuple[str, PatientRow | None]], tally: Tally) -> Iterator[bytes]:
+    """The rows of the patients evaluated, each as compact JSON (without a newline), every
+    patient counted in `tally` on the way."""
+    for pid, row in rows:
+        tally.add(pid, row)
+        if row is not None:
+            yield orjson.dumps(row.model_dump(mode="json"))
 
 
 def least(ids: list[str]) -> list[str]:
