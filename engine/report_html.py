@@ -212,7 +212,7 @@ class HtmlWriter(Writer):
             for rule in rules:
                 if rule.id in row.applied:
                     labels = "".join(
-                        f'<span class="cav">{_h(self._label(c))}</span>'
+                        f'<span class="cav">{_h(self.label(c))}</span>'
                         for c in row.applied[rule.id]
                     )
                     add(f'<td class="cell applied" title="{_h(rule.id)}">✓<br/>{labels}</td>')
@@ -224,10 +224,6 @@ class HtmlWriter(Writer):
                     add('<td class="cell"></td>')
             add("</tr>\n")
         add("</tbody></table>\n")
-
-    def _label(self, code: str) -> str:
-        caveat = self.kb.caveats.get(code)
-        return caveat.label if caveat is not None else code
 
     def _filters(self, s: Summary, rules: list[Any], add: Any) -> None:
         statuses = [k for k in STATUS_WORDS if any(status_of(r) == k for r in s.rows)]
@@ -243,7 +239,7 @@ class HtmlWriter(Writer):
             add(f'<option value="{_h(rule.id)}">{_h(rule.id)}</option>')
         add('</select></label> <label>caveat <select id="caveat"><option value="">any</option>')
         for code in caveats:
-            add(f'<option value="{_h(code)}">{_h(self._label(code))}</option>')
+            add(f'<option value="{_h(code)}">{_h(self.label(code))}</option>')
         add('</select></label> <span id="shown" class="note"></span></form>\n')
 
     def _case_cell(self, row: Row, status: str) -> str:

@@ -183,6 +183,11 @@ class Writer:
     def end(self, summary: Summary) -> None:
         pass
 
+    def label(self, code: str) -> str:
+        """A caveat's label for people ("third line"), or its code if the pack has none."""
+        caveat = self.kb.caveats.get(code)
+        return caveat.label if caveat is not None else code
+
     def copy(self, chunk: Chunk, skip: int = 0) -> None:
         """Write a chunk's framed JSON records but their first `skip` bytes: from memory, or from
         the file a worker wrote them to, copied file to file by the kernel where it can."""
@@ -320,7 +325,7 @@ class TableWriter(Writer):
         for row in s.rows:
             status = CASE_STATUS["rejected" if row.rejected else row.status]
             said = [
-                f"{rule} [{', '.join(self._label(code) for code in codes)}]" if codes else rule
+                f"{rule} [{', '.join(self.label(code) for code in codes)}]" if codes else rule
                 for rule, codes in row.applied.items()
             ] + [f"? {rule}" for rule in row.undetermined]
             text = "; ".join(said) or ("; ".join(row.problems) if row.problems else "nothing")
@@ -328,10 +333,6 @@ class TableWriter(Writer):
             line.append(f" · {status} · ", style="red" if row.status in ("fail", "error") else "")
             line.append_text(_t(text))
             c.print(line, soft_wrap=True)  # (a line each: the terminal folds it, nothing cuts it)
-
-    def _label(self, code: str) -> str:
-        caveat = self.kb.caveats.get(code)
-        return caveat.label if caveat is not None else code
 
 
 CASE_STATUS = {
