@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import os
 import re
-import signal
 import stat
 import sys
 import tempfile
@@ -33,13 +32,13 @@ from ..workers import MAX_WORKERS, deferred_signals
 from .common import (
     EXIT_INPUT,
     Abandon,
-    Interrupted,
     Usage,
     load_pack,
     say,
     signals_stop_the_command,
     stderr,
     stdout,
+    stopped_by,
 )
 
 fcntl: Any
@@ -203,10 +202,7 @@ def _batch(args: argparse.Namespace, err: Any, shown: _Shown) -> int:
         except KeyboardInterrupt as stop:
             shown.stop()
             summary.interrupted = True
-            status = stop.status if isinstance(stop, Interrupted) else 130
-            label = "interrupted"
-            if isinstance(stop, Interrupted) and stop.signum != signal.SIGINT:
-                label += f" by {signal.Signals(stop.signum).name}"
+            status, label = stopped_by(stop)
             done = f"stopped the workers; {summary.counts_line()}"
             say(err, label, done, style="bold yellow")
             if target is not None and not target.direct:

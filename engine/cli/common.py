@@ -152,6 +152,16 @@ class Usage(Exception):
     """A command cannot run as asked: say why and exit 2."""
 
 
+def stopped_by(stop: KeyboardInterrupt) -> tuple[int, str]:
+    """The exit status and the label of a command stopped by Ctrl-C or a signal: (130,
+    "interrupted"), (143, "interrupted by SIGTERM"), ..."""
+    if not isinstance(stop, Interrupted):
+        return 130, "interrupted"
+    if stop.signum == signal.SIGINT:
+        return stop.status, "interrupted"
+    return stop.status, f"interrupted by {signal.Signals(stop.signum).name}"
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT, SIGTERM or SIGHUP stopped the command, which exits with 128 + the signal's number
     (130, 143, 129), as a shell reports a command a signal killed."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from .common import (
     EXIT_INPUT,
     EXIT_OK,
     Abandon,
-    Interrupted,
     load_pack,
     say,
     signals_stop_the_command,
     stderr,
+    stopped_by,
 )
 
 SUFFIXES = {
@@ -63,10 +62,7 @@ def cmd_population(args: argparse.Namespace) -> int:
         with signals_stop_the_command(), _progress(show) as progress:
             summary = _run(args, kb, fmt, workers, progress)
     except KeyboardInterrupt as stop:
-        status = stop.status if isinstance(stop, Interrupted) else 130
-        what = "interrupted"
-        if isinstance(stop, Interrupted) and stop.signum != signal.SIGINT:
-            what += f" by {signal.Signals(stop.signum).name}"
+        status, what = stopped_by(stop)
         kept = f"; {args.out} was left as it was" if args.out else ""
         say(
             err,
