@@ -23,7 +23,7 @@ from typing import Any, Literal, NamedTuple
 
 from . import jsontext
 from .casefiles import CaseEntry, Lines, cases_in, entries_of
-from .cases import Outcome, run_case
+from .cases import Outcome, inputs_line, run_case
 from .cleantext import no_surrogates
 from .knowledge_base import KnowledgeBase, load_knowledge_base
 from .result import Result
@@ -125,7 +125,7 @@ def record_of(outcome: Outcome) -> Record:
         applied=applied,
         undetermined=[u.rule for u in result.undetermined] if result else [],
         description=outcome.description,
-        inputs=outcome.inputs,
+        inputs=inputs_line(outcome.scenario) if outcome.scenario is not None else None,
         rejected=outcome.rejected,
         needs={u.rule: list(u.needs) for u in result.undetermined} if result else None,
         detail=detail_of(result) if result else None,

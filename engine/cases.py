@@ -162,8 +162,11 @@ class Outcome(BaseModel):
         description="what a case in another format (a FHIR Bundle) held that could not be read",
     )
     description: str | None = Field(None, description="the case's description, if it has one")
-    inputs: str | None = Field(
-        None, description="the scenario in a line, for people (age, conditions, medications, ...)"
+    scenario: Any = Field(
+        None,
+        exclude=True,
+        description="the scenario as the case gave it (not validated, not written out): what a "
+        "report says of the case's inputs",
     )
     rejected: bool = Field(
         False, description="the scenario was rejected as bad input, as the case expected"
@@ -247,7 +250,7 @@ def _outcome(plain: bool, **values: Any) -> Outcome:
             "result": values.get("result"),
             "notes": values.get("notes", []),
             "description": values.get("description"),
-            "inputs": values.get("inputs"),
+            "scenario": values.get("scenario"),
             "rejected": values.get("rejected", False),
         },
     )
@@ -283,7 +286,7 @@ def run_case(
         return _outcome(plain, **base, status="error", problems=[str(p) for p in exc.problems])
     expect = case.expect
     base["description"] = case.description
-    base["inputs"] = inputs_line(case.scenario)
+    base["scenario"] = case.scenario  # (put in words only for the cases a report shows)
     try:
         result = run(
             kb,
